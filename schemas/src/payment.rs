@@ -1,0 +1,231 @@
+//! A payment instruction as an integrator sends it, validated; payment ids and statuses.
+//!
+//! Validation here is what can be checked from the message alone (well-formed ids, addresses and
+//! amounts). Whether the ledgers exist, the currencies match them and the participant owns the
+//! payer account is the router's business: it knows the network.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::address::Address;
+use crate::currency::Currency;
+use crate::error::FieldError;
+use crate::identifier::{IdempotencyKey, ParticipantId};
+use crate::money::Money;
+use crate::wire::v1 as wire;
+
+/// A payment's id: a UUID v7, so ids sort by creation time and page naturally.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PaymentId(uuid::Uuid);
+
+impl PaymentId {
+    /// A new id for the current time. (The router passes time in through its clock; uuid's v7
+    /// generator reads the system clock itself, which only affects ordering, never money.)
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7())
+    }
+
+    pub fn as_uuid(&self) -> uuid::Uuid {
+        self.0
+    }
+}
+
+impl FromStr for PaymentId {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let uuid = uuid::Uuid::try_parse(text).map_err(|_| "is not a UUID".to_owned())?;
+        if uuid.get_version_num() != 7 {
+            return Err("is not a Corridor payment id (UUID v7)".to_owned());
+        }
+        Ok(Self(uuid))
+    }
+}
+
+impl fmt::Display for PaymentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for PaymentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FixedSide {
+    /// The payer sends exactly the amount; the payee receives its conversion.
+    Send,
+    /// The payee receives exactly the amount; the payer sends what it costs.
+    Receive,
+}
+
+impl From<FixedSide> for wire::FixedSide {
+    fn from(side: FixedSide) -> Self {
+        match side {
+            FixedSide::Send => wire::FixedSide::Send,
+            FixedSide::Receive => wire::FixedSide::Receive,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PaymentStatus {
+    Pending,
+    Settled,
+    Rejected,
+    Failed,
+}
+
+impl PaymentStatus {
+    pub fn is_final(self) -> bool {
+        !matches!(self, PaymentStatus::Pending)
+    }
+}
+
+impl From<PaymentStatus> for wire::PaymentStatus {
+    fn from(status: PaymentStatus) -> Self {
+        match status {
+            PaymentStatus::Pending => wire::PaymentStatus::Pending,
+            PaymentStatus::Settled => wire::PaymentStatus::Settled,
+            PaymentStatus::Rejected => wire::PaymentStatus::Rejected,
+            PaymentStatus::Failed => wire::PaymentStatus::Failed,
+        }
+    }
+}
+
+/// A payment instruction whose every field is well formed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PaymentInstruction {
+    pub participant: ParticipantId,
+    pub idempotency_key: IdempotencyKey,
+    pub payer: Address,
+    pub payee: Address,
+    pub amount: Money,
+    pub fixed_side: FixedSide,
+    pub reference: String,
+}
+
+impl PaymentInstruction {
+    pub const REFERENCE_CHARS_MAX: usize = 140;
+}
+
+impl TryFrom<wire::Money> for Money {
+    type Error = FieldError;
+    fn try_from(money: wire::Money) -> Result<Self, Self::Error> {
+        let currency = Currency::from_code(&money.currency).map_err(|error| FieldError::new("currency", error))?;
+        Money::parse(&money.amount, currency).map_err(|error| FieldError::new("amount", error))
+    }
+}
+
+impl From<Money> for wire::Money {
+    fn from(money: Money) -> Self {
+        wire::Money { currency: money.currency().code().to_owned(), amount: money.amount().to_string() }
+    }
+}
+
+impl TryFrom<wire::PaymentInstruction> for PaymentInstruction {
+    type Error = FieldError;
+    fn try_from(instruction: wire::PaymentInstruction) -> Result<Self, Self::Error> {
+        let participant = ParticipantId::new(instruction.participant_id)
+            .map_err(|error| FieldError::new("participant_id", error))?;
+        let idempotency_key = IdempotencyKey::new(instruction.idempotency_key)
+            .map_err(|error| FieldError::new("idempotency_key", error))?;
+        let payer = instruction.payer.parse::<Address>().map_err(|error| FieldError::new("payer", error))?;
+        let payee = instruction.payee.parse::<Address>().map_err(|error| FieldError::new("payee", error))?;
+        if payer == payee {
+            return Err(FieldError::new("payee", "is the same account as the payer"));
+        }
+        let amount: Money = instruction
+            .amount
+            .ok_or_else(|| FieldError::new("amount", "is required"))?
+            .try_into()
+            .map_err(|error: FieldError| error.within("amount"))?;
+        let fixed_side = match wire::FixedSide::try_from(instruction.fixed_side) {
+            Ok(wire::FixedSide::Unspecified | wire::FixedSide::Send) => FixedSide::Send,
+            Ok(wire::FixedSide::Receive) => FixedSide::Receive,
+            Err(_) => {
+                return Err(FieldError::new("fixed_side", format!("{} is not a FixedSide", instruction.fixed_side)));
+            }
+        };
+        let reference_chars = instruction.reference.chars().count();
+        if reference_chars > PaymentInstruction::REFERENCE_CHARS_MAX {
+            return Err(FieldError::new(
+                "reference",
+                format!("has {reference_chars} characters; at most {} allowed", PaymentInstruction::REFERENCE_CHARS_MAX),
+            ));
+        }
+        if instruction.reference.chars().any(char::is_control) {
+            return Err(FieldError::new("reference", "contains control characters"));
+        }
+        Ok(Self {
+            participant,
+            idempotency_key,
+            payer,
+            payee,
+            amount,
+            fixed_side,
+            reference: instruction.reference,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> wire::PaymentInstruction {
+        wire::PaymentInstruction {
+            participant_id: "bank-hk".into(),
+            idempotency_key: "k-1".into(),
+            payer: "e-hkd/bank-hk.alice".into(),
+            payee: "e-cny/bank-cn.wei".into(),
+            amount: Some(wire::Money { currency: "HKD".into(), amount: "100.25".into() }),
+            fixed_side: wire::FixedSide::Send as i32,
+            reference: "invoice 7".into(),
+        }
+    }
+
+    fn check(edit: impl FnOnce(&mut wire::PaymentInstruction), expected: Result<(), (&str, &str)>) {
+        let mut instruction = valid();
+        edit(&mut instruction);
+        match (PaymentInstruction::try_from(instruction), expected) {
+            (Ok(_), Ok(())) => {}
+            (Err(error), Err((field, fragment))) => {
+                assert_eq!(error.field, field, "{error}");
+                assert!(error.reason.contains(fragment), "`{error}` lacks `{fragment}`");
+            }
+            (got, want) => panic!("got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        check(|_| {}, Ok(()));
+        check(|i| i.fixed_side = 0, Ok(()));
+        check(|i| i.participant_id.clear(), Err(("participant_id", "must not be empty")));
+        check(|i| i.idempotency_key = "a b".into(), Err(("idempotency_key", "printable ASCII")));
+        check(|i| i.payer = "alice".into(), Err(("payer", "<ledger-id>/<account>")));
+        check(|i| i.payee = "e-cny/".into(), Err(("payee", "must not be empty")));
+        check(|i| i.payee = i.payer.clone(), Err(("payee", "same account")));
+        check(|i| i.amount = None, Err(("amount", "is required")));
+        check(|i| i.amount = Some(wire::Money { currency: "HKX".into(), amount: "1".into() }), Err(("amount.currency", "unknown or withdrawn")));
+        check(|i| i.amount = Some(wire::Money { currency: "HKD".into(), amount: "1.001".into() }), Err(("amount.amount", "HKD allows 2")));
+        check(|i| i.amount = Some(wire::Money { currency: "HKD".into(), amount: "-1".into() }), Err(("amount.amount", "plain decimal")));
+        check(|i| i.amount = Some(wire::Money { currency: "HKD".into(), amount: "0".into() }), Err(("amount.amount", "greater than zero")));
+        check(|i| i.fixed_side = 9, Err(("fixed_side", "not a FixedSide")));
+        check(|i| i.reference = "x".repeat(141), Err(("reference", "at most 140")));
+        check(|i| i.reference = "a\u{0}b".into(), Err(("reference", "control")));
+    }
+
+    #[test]
+    fn payment_ids_are_v7_and_ordered() {
+        let first = PaymentId::generate();
+        let second = PaymentId::generate();
+        assert!(first < second);
+        assert_eq!(first.to_string().parse::<PaymentId>(), Ok(first));
+        assert!("not-a-uuid".parse::<PaymentId>().is_err());
+        assert!("67e55044-10b1-426f-9247-bb680e5fe0c8".parse::<PaymentId>().is_err()); // v4
+    }
+}
