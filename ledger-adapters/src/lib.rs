@@ -1,1 +1,15 @@
-//! placeholder
+//! The ledger side of Corridor: the two-phase [`Ledger`] trait every central-bank ledger adapter
+//! implements, and [`InMemoryLedger`], the reference ledger of the embedded default.
+//!
+//! Vocabulary: the coordinator speaks prepare / commit / abort; inside a ledger, a prepare places
+//! holds, a commit posts and an abort voids them. This crate knows nothing of payments, FX or
+//! compliance: it moves minor units between accounts of one currency, atomically per transaction.
+
+mod ledger;
+mod memory;
+
+pub use ledger::{
+    AccountBalance, Ledger, LedgerDescription, LedgerError, Posting, Refusal, RefusalCode, TransactionId,
+    TransactionState, Vote, check_postings,
+};
+pub use memory::{InMemoryLedger, LedgerAudit};

@@ -84,6 +84,16 @@ impl Money {
         if !digits_only(whole) || !digits_only(fraction) {
             return Err(malformed());
         }
+        // Check precision and size on the text: a decimal parser would round away a 29th digit.
+        let decimals = u32::try_from(fraction.trim_end_matches('0').len()).unwrap_or(u32::MAX);
+        if decimals > currency.minor_units() {
+            let allowed = currency.minor_units();
+            return Err(MoneyError::TooManyDecimals { amount: truncate_for_message(amount), decimals, currency, allowed });
+        }
+        const WHOLE_DIGITS_MAX: usize = 20;
+        if whole.trim_start_matches('0').len() > WHOLE_DIGITS_MAX {
+            return Err(MoneyError::TooLarge { amount: truncate_for_message(amount), currency });
+        }
         let decimal: Decimal = amount.parse().map_err(|_| malformed())?;
         Self::from_decimal(decimal, currency)
     }
@@ -171,6 +181,7 @@ mod tests {
         check("5.", "HKD", Err("plain decimal"));
         check("", "HKD", Err("plain decimal"));
         check("NaN", "HKD", Err("plain decimal"));
+        check("1.000000000000000000000000000001", "HKD", Err("has 30 decimal places"));
         check("10000000000000.00", "HKD", Ok(Money::MINOR_UNITS_MAX));
         check("10000000000000.01", "HKD", Err("largest amount"));
         check("99999999999999999999999999999", "HKD", Err("largest amount"));
