@@ -1,1 +1,13 @@
-//! placeholder
+//! Corridor compliance: the [`ComplianceHook`] trait, the [`CompliancePipeline`] that runs the hooks
+//! of every jurisdiction a payment touches, and the built-in hooks.
+//!
+//! Hooks decide before any money is held: allow, deny with a reason, or hold for review. Every
+//! decision of every hook is kept (the pipeline does not stop at the first denial), so a payment's
+//! receipt and, later, the regulator feed show the whole picture. This crate does not know
+//! ledgers or FX: the router hands it the payment's parties, amounts and jurisdictions.
+
+mod hooks;
+mod pipeline;
+
+pub use hooks::SinglePaymentLimit;
+pub use pipeline::{ComplianceHook, CompliancePipeline, Decision, HookDecision, Outcome, Reason, Screening, Subject};

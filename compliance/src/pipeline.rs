@@ -1,0 +1,125 @@
+//! The hook trait, decisions, and the pipeline that runs hooks per jurisdiction.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use corridor_schemas::{Address, Jurisdiction, Money, ParticipantId, PaymentId};
+
+/// Why a hook decided as it did. `code` is stable and machine-readable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    Deny(Reason),
+    /// Needs a compliance officer's review before any money is held.
+    Hold(Reason),
+}
+
+/// What the hooks screen: one payment, as the router has resolved it.
+#[derive(Debug, Clone)]
+pub struct Subject<'a> {
+    pub payment: PaymentId,
+    pub participant: &'a ParticipantId,
+    pub payer: &'a Address,
+    pub payee: &'a Address,
+    /// The amount on each ledger of the route, in route order (send first, receive last).
+    pub amounts: &'a [Money],
+}
+
+#[async_trait::async_trait]
+pub trait ComplianceHook: Send + Sync + 'static {
+    /// Stable name, shown in receipts: `single_payment_limit`.
+    fn name(&self) -> &'static str;
+
+    async fn check(&self, jurisdiction: &Jurisdiction, subject: &Subject<'_>) -> Decision;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookDecision {
+    pub jurisdiction: Jurisdiction,
+    pub hook: &'static str,
+    pub decision: Decision,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Allow,
+    Deny,
+    Hold,
+}
+
+/// Every decision about one payment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Screening {
+    pub decisions: Vec<HookDecision>,
+}
+
+impl Screening {
+    /// Any denial denies; otherwise any hold holds; otherwise allowed.
+    pub fn outcome(&self) -> Outcome {
+        let mut outcome = Outcome::Allow;
+        for decision in &self.decisions {
+            match decision.decision {
+                Decision::Deny(_) => return Outcome::Deny,
+                Decision::Hold(_) => outcome = Outcome::Hold,
+                Decision::Allow => {}
+            }
+        }
+        outcome
+    }
+
+    /// The first denial (or, failing that, the first hold): the reason a refused payment gives.
+    pub fn first_objection(&self) -> Option<(&HookDecision, &Reason)> {
+        let deny = self.decisions.iter().find_map(|d| match &d.decision {
+            Decision::Deny(reason) => Some((d, reason)),
+            _ => None,
+        });
+        deny.or_else(|| {
+            self.decisions.iter().find_map(|d| match &d.decision {
+                Decision::Hold(reason) => Some((d, reason)),
+                _ => None,
+            })
+        })
+    }
+}
+
+/// The hooks of every jurisdiction, run in registration order.
+#[derive(Default, Clone)]
+pub struct CompliancePipeline {
+    hooks: HashMap<Jurisdiction, Vec<Arc<dyn ComplianceHook>>>,
+}
+
+impl CompliancePipeline {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add_hook(&mut self, jurisdiction: Jurisdiction, hook: Arc<dyn ComplianceHook>) {
+        self.hooks.entry(jurisdiction).or_default().push(hook);
+    }
+
+    pub fn hook_count(&self) -> usize {
+        self.hooks.values().map(Vec::len).sum()
+    }
+
+    /// Runs the hooks of each jurisdiction once (a jurisdiction listed twice is screened once),
+    /// in the order given.
+    pub async fn screen(&self, subject: &Subject<'_>, jurisdictions: &[Jurisdiction]) -> Screening {
+        let mut screening = Screening::default();
+        for (index, jurisdiction) in jurisdictions.iter().enumerate() {
+            if jurisdictions[..index].contains(jurisdiction) {
+                continue;
+            }
+            for hook in self.hooks.get(jurisdiction).into_iter().flatten() {
+                let decision = hook.check(jurisdiction, subject).await;
+                screening.decisions.push(HookDecision { jurisdiction: jurisdiction.clone(), hook: hook.name(), decision });
+            }
+        }
+        screening
+    }
+}
