@@ -78,11 +78,7 @@ fn generate_currency_table(out_dir: &std::path::Path) -> Result<(), Box<dyn std:
     writeln!(source, "/// (code, numeric code, minor units or None for N.A., name), sorted by code.")?;
     writeln!(source, "pub static ISO_4217: &[(&str, u16, Option<u8>, &str)] = &[")?;
     for row in &rows {
-        writeln!(
-            source,
-            "    ({:?}, {}, {:?}, {:?}),",
-            row.code, row.numeric, row.minor_units, row.name
-        )?;
+        writeln!(source, "    ({:?}, {}, {:?}, {:?}),", row.code, row.numeric, row.minor_units, row.name)?;
     }
     writeln!(source, "];")?;
     fs::write(out_dir.join("iso4217.rs"), source)?;

@@ -75,8 +75,13 @@ mod tests {
         let participant = ParticipantId::new("bank-cn").unwrap();
         let payer: Address = "e-cny/wei".parse().unwrap();
         let payee: Address = "e-hkd/alice".parse().unwrap();
-        let subject =
-            Subject { payment: PaymentId::generate(), participant: &participant, payer: &payer, payee: &payee, amounts };
+        let subject = Subject {
+            payment: PaymentId::generate(),
+            participant: &participant,
+            payer: &payer,
+            payee: &payee,
+            amounts,
+        };
         let jurisdictions: Vec<_> = jurisdictions.iter().map(|code| jurisdiction(code)).collect();
         pipeline().screen(&subject, &jurisdictions).await
     }
@@ -93,7 +98,10 @@ mod tests {
         let over = screen(&[money("7400.01", "CNY"), money("8000.01", "HKD")], &["CN", "HK"]).await;
         assert_eq!(over.outcome(), Outcome::Deny);
         let (decision, reason) = over.first_objection().unwrap();
-        assert_eq!((decision.jurisdiction.as_str(), decision.hook, reason.code), ("HK", "single_payment_limit", "OVER_LIMIT"));
+        assert_eq!(
+            (decision.jurisdiction.as_str(), decision.hook, reason.code),
+            ("HK", "single_payment_limit", "OVER_LIMIT")
+        );
         assert_eq!(reason.message, "8000.01 HKD is above HK's single-payment limit of 8000.00 HKD");
         assert_eq!(over.decisions[0].decision, Decision::Allow, "CN still recorded its own decision");
     }

@@ -117,7 +117,11 @@ impl CompliancePipeline {
             }
             for hook in self.hooks.get(jurisdiction).into_iter().flatten() {
                 let decision = hook.check(jurisdiction, subject).await;
-                screening.decisions.push(HookDecision { jurisdiction: jurisdiction.clone(), hook: hook.name(), decision });
+                screening.decisions.push(HookDecision {
+                    jurisdiction: jurisdiction.clone(),
+                    hook: hook.name(),
+                    decision,
+                });
             }
         }
         screening

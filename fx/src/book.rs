@@ -17,7 +17,8 @@ impl CurrencyPair {
     pub fn parse(text: &str) -> Result<Self, RateError> {
         let (base, quote) =
             text.split_once('/').ok_or_else(|| RateError::Pair(format!("`{text}` is not of the form BASE/QUOTE")))?;
-        let currency = |code: &str| Currency::from_code(code).map_err(|error: CurrencyError| RateError::Pair(error.to_string()));
+        let currency =
+            |code: &str| Currency::from_code(code).map_err(|error: CurrencyError| RateError::Pair(error.to_string()));
         let pair = Self { base: currency(base)?, quote: currency(quote)? };
         if pair.base == pair.quote {
             return Err(RateError::Pair(format!("`{text}` quotes a currency against itself")));

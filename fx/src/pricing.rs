@@ -81,8 +81,12 @@ impl RateBook {
                 Ok(conversion) => {
                     let better = match (&best, amount) {
                         (None, _) => true,
-                        (Some(current), FixedAmount::Send(_)) => conversion.receive.minor_units() > current.receive.minor_units(),
-                        (Some(current), FixedAmount::Receive(_)) => conversion.send.minor_units() < current.send.minor_units(),
+                        (Some(current), FixedAmount::Send(_)) => {
+                            conversion.receive.minor_units() > current.receive.minor_units()
+                        }
+                        (Some(current), FixedAmount::Receive(_)) => {
+                            conversion.send.minor_units() < current.send.minor_units()
+                        }
                     };
                     if better {
                         best = Some(conversion);
@@ -99,8 +103,11 @@ impl RateBook {
 
 /// Converts with one provider's rate. `rate` must quote `from` against `to` in some orientation.
 pub fn convert(rate: &ProviderRate, from: Currency, to: Currency, amount: FixedAmount) -> Result<Conversion, FxError> {
-    let (direction, price) =
-        if rate.pair.base == from { (PriceDirection::MultiplyByBid, rate.bid) } else { (PriceDirection::DivideByAsk, rate.ask) };
+    let (direction, price) = if rate.pair.base == from {
+        (PriceDirection::MultiplyByBid, rate.bid)
+    } else {
+        (PriceDirection::DivideByAsk, rate.ask)
+    };
     let (send, receive) = match amount {
         FixedAmount::Send(send) => {
             let raw = match direction {
@@ -131,13 +138,19 @@ pub fn convert(rate: &ProviderRate, from: Currency, to: Currency, amount: FixedA
     })
 }
 
-fn to_money(raw: Option<Decimal>, currency: Currency, rounding: RoundingStrategy, from: Money) -> Result<Money, FxError> {
+fn to_money(
+    raw: Option<Decimal>,
+    currency: Currency,
+    rounding: RoundingStrategy,
+    from: Money,
+) -> Result<Money, FxError> {
     let raw = raw.ok_or_else(|| FxError::OutOfRange { amount: from, reason: "decimal overflow".into() })?;
     let rounded = raw.round_dp_with_strategy(currency.minor_units(), rounding);
     if rounded <= Decimal::ZERO {
         return Err(FxError::BelowMinorUnit { amount: from, currency });
     }
-    Money::from_decimal(rounded, currency).map_err(|error: MoneyError| FxError::OutOfRange { amount: from, reason: error.to_string() })
+    Money::from_decimal(rounded, currency)
+        .map_err(|error: MoneyError| FxError::OutOfRange { amount: from, reason: error.to_string() })
 }
 
 #[cfg(test)]

@@ -144,7 +144,11 @@ impl InMemoryLedger {
     fn refuse(state: &mut State, transaction: TransactionId, postings: &[Posting], refusal: Refusal) -> Vote {
         state.transactions.insert(
             transaction,
-            Transaction { postings: postings.to_vec(), state: TransactionState::Refused, refusal: Some(refusal.clone()) },
+            Transaction {
+                postings: postings.to_vec(),
+                state: TransactionState::Refused,
+                refusal: Some(refusal.clone()),
+            },
         );
         Vote::No(refusal)
     }
@@ -165,10 +169,12 @@ impl Ledger for InMemoryLedger {
             }
             return match existing.state {
                 TransactionState::Prepared => Ok(Vote::Yes),
-                TransactionState::Refused => Ok(Vote::No(existing.refusal.clone().unwrap_or(Refusal {
-                    code: RefusalCode::UnknownAccount,
-                    message: "refused".into(),
-                }))),
+                TransactionState::Refused => Ok(Vote::No(
+                    existing
+                        .refusal
+                        .clone()
+                        .unwrap_or(Refusal { code: RefusalCode::UnknownAccount, message: "refused".into() }),
+                )),
                 TransactionState::Committed => Err(LedgerError::AlreadyCommitted(transaction)),
                 TransactionState::Aborted => Err(LedgerError::AlreadyAborted(transaction)),
                 TransactionState::Unknown => unreachable!("unknown transactions are never stored"),

@@ -55,9 +55,7 @@ impl FromStr for Address {
     type Err = AddressError;
     fn from_str(address: &str) -> Result<Self, Self::Err> {
         let Some((ledger, account)) = address.split_once('/') else {
-            return Err(AddressError::NoSeparator {
-                address: crate::currency::truncate_for_message(address),
-            });
+            return Err(AddressError::NoSeparator { address: crate::currency::truncate_for_message(address) });
         };
         let ledger = LedgerId::new(ledger).map_err(AddressError::Ledger)?;
         let account = AccountName::new(account).map_err(AddressError::Account)?;

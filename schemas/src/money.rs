@@ -88,7 +88,12 @@ impl Money {
         let decimals = u32::try_from(fraction.trim_end_matches('0').len()).unwrap_or(u32::MAX);
         if decimals > currency.minor_units() {
             let allowed = currency.minor_units();
-            return Err(MoneyError::TooManyDecimals { amount: truncate_for_message(amount), decimals, currency, allowed });
+            return Err(MoneyError::TooManyDecimals {
+                amount: truncate_for_message(amount),
+                decimals,
+                currency,
+                allowed,
+            });
         }
         const WHOLE_DIGITS_MAX: usize = 20;
         if whole.trim_start_matches('0').len() > WHOLE_DIGITS_MAX {

@@ -128,8 +128,8 @@ impl From<Money> for wire::Money {
 impl TryFrom<wire::PaymentInstruction> for PaymentInstruction {
     type Error = FieldError;
     fn try_from(instruction: wire::PaymentInstruction) -> Result<Self, Self::Error> {
-        let participant = ParticipantId::new(instruction.participant_id)
-            .map_err(|error| FieldError::new("participant_id", error))?;
+        let participant =
+            ParticipantId::new(instruction.participant_id).map_err(|error| FieldError::new("participant_id", error))?;
         let idempotency_key = IdempotencyKey::new(instruction.idempotency_key)
             .map_err(|error| FieldError::new("idempotency_key", error))?;
         let payer = instruction.payer.parse::<Address>().map_err(|error| FieldError::new("payer", error))?;
@@ -153,21 +153,16 @@ impl TryFrom<wire::PaymentInstruction> for PaymentInstruction {
         if reference_chars > PaymentInstruction::REFERENCE_CHARS_MAX {
             return Err(FieldError::new(
                 "reference",
-                format!("has {reference_chars} characters; at most {} allowed", PaymentInstruction::REFERENCE_CHARS_MAX),
+                format!(
+                    "has {reference_chars} characters; at most {} allowed",
+                    PaymentInstruction::REFERENCE_CHARS_MAX
+                ),
             ));
         }
         if instruction.reference.chars().any(char::is_control) {
             return Err(FieldError::new("reference", "contains control characters"));
         }
-        Ok(Self {
-            participant,
-            idempotency_key,
-            payer,
-            payee,
-            amount,
-            fixed_side,
-            reference: instruction.reference,
-        })
+        Ok(Self { participant, idempotency_key, payer, payee, amount, fixed_side, reference: instruction.reference })
     }
 }
 
@@ -210,10 +205,22 @@ mod tests {
         check(|i| i.payee = "e-cny/".into(), Err(("payee", "must not be empty")));
         check(|i| i.payee = i.payer.clone(), Err(("payee", "same account")));
         check(|i| i.amount = None, Err(("amount", "is required")));
-        check(|i| i.amount = Some(wire::Money { currency: "HKX".into(), amount: "1".into() }), Err(("amount.currency", "unknown or withdrawn")));
-        check(|i| i.amount = Some(wire::Money { currency: "HKD".into(), amount: "1.001".into() }), Err(("amount.amount", "HKD allows 2")));
-        check(|i| i.amount = Some(wire::Money { currency: "HKD".into(), amount: "-1".into() }), Err(("amount.amount", "plain decimal")));
-        check(|i| i.amount = Some(wire::Money { currency: "HKD".into(), amount: "0".into() }), Err(("amount.amount", "greater than zero")));
+        check(
+            |i| i.amount = Some(wire::Money { currency: "HKX".into(), amount: "1".into() }),
+            Err(("amount.currency", "unknown or withdrawn")),
+        );
+        check(
+            |i| i.amount = Some(wire::Money { currency: "HKD".into(), amount: "1.001".into() }),
+            Err(("amount.amount", "HKD allows 2")),
+        );
+        check(
+            |i| i.amount = Some(wire::Money { currency: "HKD".into(), amount: "-1".into() }),
+            Err(("amount.amount", "plain decimal")),
+        );
+        check(
+            |i| i.amount = Some(wire::Money { currency: "HKD".into(), amount: "0".into() }),
+            Err(("amount.amount", "greater than zero")),
+        );
         check(|i| i.fixed_side = 9, Err(("fixed_side", "not a FixedSide")));
         check(|i| i.reference = "x".repeat(141), Err(("reference", "at most 140")));
         check(|i| i.reference = "a\u{0}b".into(), Err(("reference", "control")));

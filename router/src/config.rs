@@ -1,0 +1,462 @@
+//! The router's configuration file (TOML) and its validation.
+//!
+//! Parsing turns the file into plain structs; [`Config::validate`] then checks every reference
+//! (ledgers, accounts, currencies, providers) and returns errors that name the offending key, e.g.
+//! `rates[2].pair: no ledger on this network issues AED`. Nothing starts on an invalid config.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+
+use corridor_schemas::{Address, Currency, Jurisdiction, LedgerId, Money, ParticipantId};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub settlement: SettlementConfig,
+    pub ledgers: Vec<LedgerConfig>,
+    #[serde(default)]
+    pub participants: Vec<ParticipantConfig>,
+    #[serde(default)]
+    pub rates: Vec<RateConfig>,
+    #[serde(default)]
+    pub limits: Vec<LimitConfig>,
+    #[serde(default)]
+    pub fees: Vec<FeeConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "ServerConfig::default_listen")]
+    pub listen: SocketAddr,
+}
+
+impl ServerConfig {
+    fn default_listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 50051))
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: Self::default_listen() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettlementConfig {
+    /// How long the coordinator waits for a ledger's vote before it aborts the payment.
+    #[serde(default = "SettlementConfig::default_prepare_timeout_ms")]
+    pub prepare_timeout_ms: u64,
+    /// Attempts to deliver a commit or abort before the coordinator stops retrying in line.
+    #[serde(default = "SettlementConfig::default_decision_attempts_max")]
+    pub decision_attempts_max: u32,
+    /// Payments being settled at once; more wait for a slot.
+    #[serde(default = "SettlementConfig::default_in_flight_max")]
+    pub in_flight_max: usize,
+}
+
+impl SettlementConfig {
+    fn default_prepare_timeout_ms() -> u64 {
+        5_000
+    }
+    fn default_decision_attempts_max() -> u32 {
+        5
+    }
+    fn default_in_flight_max() -> usize {
+        4_096
+    }
+}
+
+impl Default for SettlementConfig {
+    fn default() -> Self {
+        Self {
+            prepare_timeout_ms: Self::default_prepare_timeout_ms(),
+            decision_attempts_max: Self::default_decision_attempts_max(),
+            in_flight_max: Self::default_in_flight_max(),
+        }
+    }
+}
+
+/// A central-bank ledger. On the embedded default it runs in-process, in memory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    pub id: LedgerId,
+    pub currency: Currency,
+    pub jurisdiction: Jurisdiction,
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A bank or wallet provider: sends payments from its accounts.
+    Bank,
+    /// Also fills FX legs from its accounts on two or more ledgers.
+    LiquidityProvider,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantConfig {
+    pub id: ParticipantId,
+    pub role: Role,
+    #[serde(default)]
+    pub name: String,
+    /// Accounts the participant owns (may debit). Opening balances are issued on embedded ledgers.
+    #[serde(default)]
+    pub accounts: Vec<AccountConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    pub address: Address,
+    /// Decimal in the ledger's currency; issued into the account at start (embedded ledgers only).
+    #[serde(default)]
+    pub opening_balance: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateConfig {
+    pub provider: ParticipantId,
+    /// `BASE/QUOTE`, e.g. `CNY/HKD`: prices are QUOTE per one BASE.
+    pub pair: String,
+    pub bid: Decimal,
+    pub ask: Decimal,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitConfig {
+    pub jurisdiction: Jurisdiction,
+    pub currency: Currency,
+    /// Largest single payment, as a decimal in `currency`.
+    pub single_payment_max: Decimal,
+}
+
+/// The network fee of a corridor, charged to the payer in the source ledger's currency on top of
+/// the amount, and credited to `account` inside the same two-phase commit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeeConfig {
+    pub from_ledger: LedgerId,
+    /// The destination ledger; absent means every other ledger (cross-border corridors only).
+    /// An entry naming a ledger wins over one without.
+    #[serde(default)]
+    pub to_ledger: Option<LedgerId>,
+    #[serde(default)]
+    pub fixed: Decimal,
+    #[serde(default)]
+    pub basis_points: u32,
+    /// Defaults to `<from_ledger>/corridor.fees`.
+    #[serde(default)]
+    pub account: Option<Address>,
+}
+
+/// A configuration error, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, reason: impl ToString) -> Self {
+        Self { key: key.into(), reason: reason.to_string() }
+    }
+}
+
+/// The most basis points a fee may charge (10%): more is surely a typo.
+pub const FEE_BASIS_POINTS_MAX: u32 = 1_000;
+
+impl Config {
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|error| {
+            let key = error.span().map_or_else(|| "config".to_owned(), |span| key_at(text, span.start));
+            ConfigError::new(key, error.message())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| ConfigError::new(path.display().to_string(), format!("cannot read: {error}")))?;
+        Self::from_toml(&text)
+    }
+
+    pub fn ledger(&self, id: &LedgerId) -> Option<&LedgerConfig> {
+        self.ledgers.iter().find(|ledger| &ledger.id == id)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.ledgers.is_empty() {
+            return Err(ConfigError::new("ledgers", "at least one ledger is needed"));
+        }
+        let mut ledger_ids = HashSet::new();
+        for (index, ledger) in self.ledgers.iter().enumerate() {
+            if !ledger_ids.insert(&ledger.id) {
+                return Err(ConfigError::new(format!("ledgers[{index}].id"), format!("`{}` appears twice", ledger.id)));
+            }
+        }
+        if self.settlement.prepare_timeout_ms == 0
+            || self.settlement.decision_attempts_max == 0
+            || self.settlement.in_flight_max == 0
+        {
+            return Err(ConfigError::new(
+                "settlement",
+                "prepare_timeout_ms, decision_attempts_max and in_flight_max must be positive",
+            ));
+        }
+        let mut participant_ids = HashSet::new();
+        let mut owners: HashMap<&Address, &ParticipantId> = HashMap::new();
+        for (index, participant) in self.participants.iter().enumerate() {
+            let key = format!("participants[{index}]");
+            if !participant_ids.insert(&participant.id) {
+                return Err(ConfigError::new(format!("{key}.id"), format!("`{}` appears twice", participant.id)));
+            }
+            let mut ledgers_of_provider = HashSet::new();
+            for (account_index, account) in participant.accounts.iter().enumerate() {
+                let key = format!("{key}.accounts[{account_index}]");
+                let ledger = self.ledger(&account.address.ledger).ok_or_else(|| {
+                    ConfigError::new(
+                        format!("{key}.address"),
+                        format!("ledger `{}` is not configured", account.address.ledger),
+                    )
+                })?;
+                if let Some(owner) = owners.insert(&account.address, &participant.id) {
+                    return Err(ConfigError::new(
+                        format!("{key}.address"),
+                        format!("{} is already owned by {owner}", account.address),
+                    ));
+                }
+                if participant.role == Role::LiquidityProvider && !ledgers_of_provider.insert(&account.address.ledger) {
+                    return Err(ConfigError::new(
+                        format!("{key}.address"),
+                        format!("a liquidity provider has one account per ledger; {} is its second", account.address),
+                    ));
+                }
+                if let Some(opening_balance) = account.opening_balance {
+                    Money::from_decimal(opening_balance, ledger.currency)
+                        .map_err(|error| ConfigError::new(format!("{key}.opening_balance"), error))?;
+                }
+            }
+        }
+        for (index, rate) in self.rates.iter().enumerate() {
+            let key = format!("rates[{index}]");
+            let provider = self.participants.iter().find(|p| p.id == rate.provider).ok_or_else(|| {
+                ConfigError::new(
+                    format!("{key}.provider"),
+                    format!("participant `{}` is not configured", rate.provider),
+                )
+            })?;
+            if provider.role != Role::LiquidityProvider {
+                return Err(ConfigError::new(
+                    format!("{key}.provider"),
+                    format!("`{}` is not a liquidity provider", rate.provider),
+                ));
+            }
+            let pair = corridor_fx::CurrencyPair::parse(&rate.pair)
+                .map_err(|error| ConfigError::new(format!("{key}.pair"), error))?;
+            for currency in [pair.base, pair.quote] {
+                if !self.ledgers.iter().any(|ledger| ledger.currency == currency) {
+                    return Err(ConfigError::new(
+                        format!("{key}.pair"),
+                        format!("no ledger on this network issues {currency}"),
+                    ));
+                }
+            }
+            if rate.bid <= Decimal::ZERO || rate.bid > rate.ask {
+                return Err(ConfigError::new(
+                    format!("{key}.bid"),
+                    format!("bid {} and ask {} must be positive with bid <= ask", rate.bid, rate.ask),
+                ));
+            }
+        }
+        for (index, limit) in self.limits.iter().enumerate() {
+            let key = format!("limits[{index}]");
+            if !self
+                .ledgers
+                .iter()
+                .any(|ledger| ledger.jurisdiction == limit.jurisdiction && ledger.currency == limit.currency)
+            {
+                return Err(ConfigError::new(
+                    format!("{key}.currency"),
+                    format!("no ledger of jurisdiction {} issues {}", limit.jurisdiction, limit.currency),
+                ));
+            }
+            Money::from_decimal(limit.single_payment_max, limit.currency)
+                .map_err(|error| ConfigError::new(format!("{key}.single_payment_max"), error))?;
+        }
+        for (index, fee) in self.fees.iter().enumerate() {
+            let key = format!("fees[{index}]");
+            let from = self.ledger(&fee.from_ledger).ok_or_else(|| {
+                ConfigError::new(
+                    format!("{key}.from_ledger"),
+                    format!("ledger `{}` is not configured", fee.from_ledger),
+                )
+            })?;
+            if let Some(to_ledger) = &fee.to_ledger
+                && self.ledger(to_ledger).is_none()
+            {
+                return Err(ConfigError::new(
+                    format!("{key}.to_ledger"),
+                    format!("ledger `{to_ledger}` is not configured"),
+                ));
+            }
+            let duplicate = self.fees[..index]
+                .iter()
+                .any(|other| other.from_ledger == fee.from_ledger && other.to_ledger == fee.to_ledger);
+            if duplicate {
+                return Err(ConfigError::new(key, "a fee for this corridor is already configured"));
+            }
+            if fee.fixed < Decimal::ZERO || fee.fixed.normalize().scale() > from.currency.minor_units() {
+                return Err(ConfigError::new(
+                    format!("{key}.fixed"),
+                    format!(
+                        "must be zero or a positive amount of {} with at most {} decimals",
+                        from.currency,
+                        from.currency.minor_units()
+                    ),
+                ));
+            }
+            if fee.basis_points > FEE_BASIS_POINTS_MAX {
+                return Err(ConfigError::new(format!("{key}.basis_points"), format!("at most {FEE_BASIS_POINTS_MAX}")));
+            }
+            if let Some(account) = &fee.account
+                && account.ledger != fee.from_ledger
+            {
+                return Err(ConfigError::new(
+                    format!("{key}.account"),
+                    format!("must be on the fee's ledger {}", fee.from_ledger),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Best effort at naming the TOML key around a byte offset, for parse errors: the nearest
+/// `[[table]]` header and `key =` before it.
+fn key_at(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_number = before.matches('\n').count() + 1;
+    let line = text[line_start..].lines().next().unwrap_or_default();
+    let key = line.split('=').next().unwrap_or_default().trim();
+    let table = before
+        .lines()
+        .rev()
+        .find(|line| line.trim_start().starts_with('['))
+        .map(|line| line.trim().trim_matches(|c| c == '[' || c == ']').to_owned());
+    match table {
+        Some(table) if !key.is_empty() => format!("{table}.{key} (line {line_number})"),
+        _ if !key.is_empty() => format!("{key} (line {line_number})"),
+        _ => format!("line {line_number}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[[ledgers]]
+id = "e-hkd"
+currency = "HKD"
+jurisdiction = "HK"
+
+[[ledgers]]
+id = "e-cny"
+currency = "CNY"
+jurisdiction = "CN"
+
+[[participants]]
+id = "bank-hk"
+role = "bank"
+accounts = [{ address = "e-hkd/bank-hk.alice", opening_balance = "100.00" }]
+
+[[participants]]
+id = "lp-one"
+role = "liquidity_provider"
+accounts = [{ address = "e-hkd/lp-one" }, { address = "e-cny/lp-one" }]
+
+[[rates]]
+provider = "lp-one"
+pair = "CNY/HKD"
+bid = "1.085"
+ask = "1.090"
+"#;
+
+    fn check(edit: (&str, &str), expected_error: &str) {
+        let text = MINIMAL.replacen(edit.0, edit.1, 1);
+        assert_ne!(text, MINIMAL, "edit {edit:?} did not apply");
+        match Config::from_toml(&text) {
+            Ok(_) => panic!("{edit:?} was accepted"),
+            Err(error) => assert!(error.to_string().contains(expected_error), "`{error}` lacks `{expected_error}`"),
+        }
+    }
+
+    #[test]
+    fn a_valid_config_loads() {
+        let config = Config::from_toml(MINIMAL).unwrap();
+        assert_eq!(config.ledgers.len(), 2);
+        assert_eq!(config.server.listen.port(), 50051);
+        assert_eq!(config.settlement.prepare_timeout_ms, 5_000);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        check(("currency = \"HKD\"", "currency = \"HKX\""), "ledgers.currency (line 4)");
+        check(("currency = \"HKD\"", "currency = \"HKX\""), "unknown or withdrawn");
+        check(("jurisdiction = \"HK\"", "jurisdiction = \"HKG\""), "ledgers.jurisdiction");
+        check(
+            ("opening_balance = \"100.00\"", "opening_balance = \"100.001\""),
+            "participants[0].accounts[0].opening_balance: `100.001` has 3 decimal places",
+        );
+        check(
+            ("address = \"e-hkd/bank-hk.alice\"", "address = \"e-usd/bank-hk.alice\""),
+            "participants[0].accounts[0].address: ledger `e-usd` is not configured",
+        );
+        check(("address = \"e-hkd/lp-one\"", "address = \"e-hkd/bank-hk.alice\""), "is already owned by bank-hk");
+        check(("pair = \"CNY/HKD\"", "pair = \"CNY/AED\""), "rates[0].pair: no ledger on this network issues AED");
+        check(
+            ("provider = \"lp-one\"", "provider = \"bank-hk\""),
+            "rates[0].provider: `bank-hk` is not a liquidity provider",
+        );
+        check(("bid = \"1.085\"", "bid = \"1.095\""), "rates[0].bid");
+        check(("role = \"bank\"", "role = \"banker\""), "participants.role");
+        check(("[[rates]]", "[[rates]]\nspread = 1"), "unknown field `spread`");
+    }
+
+    #[test]
+    fn limits_and_fees_are_checked() {
+        let with = |extra: &str| Config::from_toml(&format!("{MINIMAL}\n{extra}"));
+        assert!(with("[[limits]]\njurisdiction = \"HK\"\ncurrency = \"HKD\"\nsingle_payment_max = \"8000\"").is_ok());
+        let error =
+            with("[[limits]]\njurisdiction = \"HK\"\ncurrency = \"CNY\"\nsingle_payment_max = \"8000\"").unwrap_err();
+        assert_eq!(error.to_string(), "limits[0].currency: no ledger of jurisdiction HK issues CNY");
+        assert!(
+            with("[[fees]]\nfrom_ledger = \"e-cny\"\nto_ledger = \"e-hkd\"\nfixed = \"1.00\"\nbasis_points = 5")
+                .is_ok()
+        );
+        let error = with("[[fees]]\nfrom_ledger = \"e-cny\"\nto_ledger = \"e-hkd\"\nfixed = \"1.001\"").unwrap_err();
+        assert!(error.to_string().starts_with("fees[0].fixed"), "{error}");
+        let error = with("[[fees]]\nfrom_ledger = \"e-cny\"\n[[fees]]\nfrom_ledger = \"e-cny\"").unwrap_err();
+        assert_eq!(error.to_string(), "fees[1]: a fee for this corridor is already configured");
+        let error = with("[[fees]]\nfrom_ledger = \"e-cny\"\nto_ledger = \"e-hkd\"\nbasis_points = 5000").unwrap_err();
+        assert_eq!(error.to_string(), "fees[0].basis_points: at most 1000");
+    }
+}

@@ -1,0 +1,711 @@
+//! `corridor demo`: the main job on the embedded default, needing no server.
+//!
+//! Starts the four-ledger network of `ops/config/network.toml` in-process, serves the payment API
+//! on a loopback port, and pays through that API like any integrator would: domestic and
+//! cross-border payments, fixed send and fixed receive, and payments that must be refused (over a
+//! limit, insufficient funds, unknown payee account, malformed amount, no route). Then it replays
+//! some idempotency keys, reconciles every ledger account against the receipts, audits every ledger
+//! for conservation, and prints the summary. Any surprise (a payment that did not end as expected,
+//! money created or lost, a hold left behind) makes it exit non-zero.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
+use corridor_schemas::money::format_minor_units;
+use corridor_schemas::wire::v1 as wire;
+use corridor_schemas::wire::v1::payment_service_client::PaymentServiceClient;
+use corridor_schemas::{Address, Currency, LedgerId, Money};
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use rust_decimal::Decimal;
+use tonic::transport::Channel;
+
+use crate::config::{Config, Role};
+use crate::pipeline::Router;
+use crate::{embedded_router, server};
+
+/// The demo network, built into the binary so the demo needs no files.
+pub const NETWORK_TOML: &str = include_str!("../../ops/config/network.toml");
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoOptions {
+    /// Payments to send.
+    #[arg(long, default_value_t = 4_000)]
+    pub payments: usize,
+    /// Payments in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// HTTP/2 connections the client spreads payments over.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Seed of the payment mix; the same seed sends the same payments.
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+}
+
+/// Bounds on the options, so a typo cannot ask for a billion payments.
+const PAYMENTS_MAX: usize = 1_000_000;
+const CONCURRENCY_MAX: usize = 4_096;
+const CONNECTIONS_MAX: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Domestic,
+    CrossBorderFixedSend,
+    CrossBorderFixedReceive,
+    OverLimit,
+    InsufficientFunds,
+    UnknownPayee,
+    MalformedAmount,
+    NoRoute,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Domestic => "domestic",
+            Kind::CrossBorderFixedSend => "cross-border, fixed send",
+            Kind::CrossBorderFixedReceive => "cross-border, fixed receive",
+            Kind::OverLimit => "over the single-payment limit",
+            Kind::InsufficientFunds => "insufficient funds",
+            Kind::UnknownPayee => "unknown payee account",
+            Kind::MalformedAmount => "malformed amount",
+            Kind::NoRoute => "no route (THB↔AED)",
+        }
+    }
+
+    /// How this kind of payment must end.
+    fn expected(self) -> Observed {
+        match self {
+            Kind::Domestic | Kind::CrossBorderFixedSend | Kind::CrossBorderFixedReceive => Observed::Settled,
+            Kind::OverLimit => Observed::Rejected("OVER_LIMIT".into()),
+            Kind::InsufficientFunds => Observed::Rejected("INSUFFICIENT_FUNDS".into()),
+            Kind::UnknownPayee => Observed::Rejected("UNKNOWN_ACCOUNT".into()),
+            Kind::MalformedAmount => Observed::Refused(format!("{:?}", tonic::Code::InvalidArgument)),
+            Kind::NoRoute => Observed::Rejected("NO_ROUTE".into()),
+        }
+    }
+}
+
+/// How a payment ended, as the client saw it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Observed {
+    Settled,
+    Rejected(String),
+    Failed(String),
+    Pending,
+    /// Refused at the API with a gRPC error (its code's name); no payment was created.
+    Refused(String),
+}
+
+impl Observed {
+    fn describe(&self) -> (String, String) {
+        match self {
+            Observed::Settled => ("SETTLED".into(), String::new()),
+            Observed::Rejected(code) => ("REJECTED".into(), code.clone()),
+            Observed::Failed(code) => ("FAILED".into(), code.clone()),
+            Observed::Pending => ("PENDING".into(), String::new()),
+            Observed::Refused(code) => ("refused by the API".into(), code.clone()),
+        }
+    }
+}
+
+struct Job {
+    kind: Kind,
+    instruction: wire::PaymentInstruction,
+}
+
+struct Outcome {
+    kind: Kind,
+    instruction: wire::PaymentInstruction,
+    observed: Observed,
+    payment: Option<wire::Payment>,
+    latency: Duration,
+}
+
+/// The parts of the network the payment generator needs.
+struct Catalogue {
+    /// Bank wallets (not the low-balance one) per ledger, with their owner.
+    wallets: BTreeMap<LedgerId, Vec<(Address, String)>>,
+    low_balance: Option<(Address, String)>,
+    currencies: HashMap<LedgerId, Currency>,
+    /// Unordered currency pairs some provider quotes.
+    quoted: Vec<(Currency, Currency)>,
+    limits: Vec<(LedgerId, Money)>,
+}
+
+impl Catalogue {
+    fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let mut wallets: BTreeMap<LedgerId, Vec<(Address, String)>> = BTreeMap::new();
+        let mut low_balance = None;
+        for participant in config.participants.iter().filter(|p| p.role == Role::Bank) {
+            for account in &participant.accounts {
+                let entry = (account.address.clone(), participant.id.to_string());
+                if account.address.account.as_str().ends_with("low-balance") {
+                    low_balance = Some(entry);
+                } else {
+                    wallets.entry(account.address.ledger.clone()).or_default().push(entry);
+                }
+            }
+        }
+        let currencies = config.ledgers.iter().map(|ledger| (ledger.id.clone(), ledger.currency)).collect();
+        let mut quoted = Vec::new();
+        for rate in &config.rates {
+            let pair = corridor_fx::CurrencyPair::parse(&rate.pair)?;
+            quoted.push((pair.base, pair.quote));
+        }
+        let mut limits = Vec::new();
+        for limit in &config.limits {
+            if let Some(ledger) =
+                config.ledgers.iter().find(|l| l.jurisdiction == limit.jurisdiction && l.currency == limit.currency)
+            {
+                limits.push((ledger.id.clone(), Money::from_decimal(limit.single_payment_max, limit.currency)?));
+            }
+        }
+        anyhow::ensure!(wallets.len() >= 2, "the demo network needs bank wallets on at least two ledgers");
+        Ok(Self { wallets, low_balance, currencies, quoted, limits })
+    }
+
+    fn routable(&self, from: &LedgerId, to: &LedgerId) -> bool {
+        let (a, b) = (self.currencies[from], self.currencies[to]);
+        self.quoted.iter().any(|&(x, y)| (x, y) == (a, b) || (x, y) == (b, a))
+    }
+}
+
+/// A typical retail amount in `currency`: 10 to 2,000 "dollars' worth", with cents.
+fn retail_amount(rng: &mut StdRng, currency: Currency) -> Money {
+    let dollars_to_local: i64 = match currency.code() {
+        "CNY" => 7,
+        "HKD" => 8,
+        "THB" => 33,
+        "AED" => 4,
+        _ => 1,
+    };
+    let cents = rng.random_range(1_000..200_000_i64) * dollars_to_local;
+    let minor = Decimal::new(cents, 2);
+    Money::from_decimal(minor.round_dp(currency.minor_units()), currency)
+        .unwrap_or_else(|_| Money::from_minor_units(1, currency).expect("one minor unit is a valid amount"))
+}
+
+fn money_to_wire(money: Money) -> wire::Money {
+    money.into()
+}
+
+fn generate(catalogue: &Catalogue, count: usize, seed: u64) -> Vec<Job> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let ledgers: Vec<&LedgerId> = catalogue.wallets.keys().collect();
+    let routable: Vec<(&LedgerId, &LedgerId)> = ledgers
+        .iter()
+        .flat_map(|a| ledgers.iter().map(move |b| (*a, *b)))
+        .filter(|(a, b)| a != b && catalogue.routable(a, b))
+        .collect();
+    let unroutable: Vec<(&LedgerId, &LedgerId)> = ledgers
+        .iter()
+        .flat_map(|a| ledgers.iter().map(move |b| (*a, *b)))
+        .filter(|(a, b)| a != b && !catalogue.routable(a, b))
+        .collect();
+    let pick_wallet = |rng: &mut StdRng, ledger: &LedgerId| -> (Address, String) {
+        let wallets = &catalogue.wallets[ledger];
+        wallets[rng.random_range(0..wallets.len())].clone()
+    };
+    let mut jobs = Vec::with_capacity(count);
+    for index in 0..count {
+        let roll = rng.random_range(0..100);
+        let mut kind = match roll {
+            0..30 => Kind::Domestic,
+            30..75 => Kind::CrossBorderFixedSend,
+            75..88 => Kind::CrossBorderFixedReceive,
+            88..91 => Kind::OverLimit,
+            91..94 => Kind::InsufficientFunds,
+            94..96 => Kind::UnknownPayee,
+            96..98 => Kind::MalformedAmount,
+            _ => Kind::NoRoute,
+        };
+        if (kind == Kind::NoRoute && unroutable.is_empty())
+            || (kind == Kind::InsufficientFunds && catalogue.low_balance.is_none())
+            || (kind == Kind::OverLimit && catalogue.limits.is_empty())
+        {
+            kind = Kind::Domestic;
+        }
+        let (from, to) = match kind {
+            Kind::Domestic | Kind::OverLimit | Kind::MalformedAmount => {
+                let ledger = match kind {
+                    Kind::OverLimit => &catalogue.limits[rng.random_range(0..catalogue.limits.len())].0,
+                    _ => ledgers[rng.random_range(0..ledgers.len())],
+                };
+                (ledger, ledger)
+            }
+            Kind::NoRoute => unroutable[rng.random_range(0..unroutable.len())],
+            Kind::InsufficientFunds => {
+                let from = catalogue.low_balance.as_ref().map_or(ledgers[0], |(address, _)| &address.ledger);
+                let to = routable.iter().find(|(a, _)| *a == from).map_or(from, |(_, b)| *b);
+                (from, to)
+            }
+            _ => routable[rng.random_range(0..routable.len())],
+        };
+        let (payer, participant) = match (kind, &catalogue.low_balance) {
+            (Kind::InsufficientFunds, Some(low)) => low.clone(),
+            _ => pick_wallet(&mut rng, from),
+        };
+        let mut payee = pick_wallet(&mut rng, to).0;
+        if payee == payer {
+            payee = catalogue.wallets[to].iter().map(|(a, _)| a).find(|a| **a != payer).cloned().unwrap_or(payee);
+        }
+        let (from_currency, to_currency) = (catalogue.currencies[from], catalogue.currencies[to]);
+        let (amount, fixed_side) = match kind {
+            Kind::CrossBorderFixedReceive => {
+                (money_to_wire(retail_amount(&mut rng, to_currency)), wire::FixedSide::Receive)
+            }
+            Kind::OverLimit => {
+                let limit = catalogue.limits.iter().find(|(ledger, _)| ledger == from).map(|(_, limit)| *limit);
+                let over =
+                    limit.and_then(|limit| Money::from_minor_units(limit.minor_units() / 5 * 6, from_currency).ok());
+                (money_to_wire(over.unwrap_or_else(|| retail_amount(&mut rng, from_currency))), wire::FixedSide::Send)
+            }
+            Kind::InsufficientFunds => {
+                let amount =
+                    Money::parse("5000", from_currency).unwrap_or_else(|_| retail_amount(&mut rng, from_currency));
+                (money_to_wire(amount), wire::FixedSide::Send)
+            }
+            Kind::MalformedAmount => {
+                (wire::Money { currency: from_currency.code().into(), amount: "12.345".into() }, wire::FixedSide::Send)
+            }
+            _ => (money_to_wire(retail_amount(&mut rng, from_currency)), wire::FixedSide::Send),
+        };
+        if kind == Kind::UnknownPayee {
+            payee = Address::new(
+                to.clone(),
+                corridor_schemas::AccountName::new("nobody.here").expect("valid account name"),
+            );
+        }
+        jobs.push(Job {
+            kind,
+            instruction: wire::PaymentInstruction {
+                participant_id: participant,
+                idempotency_key: format!("demo-{seed}-{index:07}"),
+                payer: payer.to_string(),
+                payee: payee.to_string(),
+                amount: Some(amount),
+                fixed_side: fixed_side as i32,
+                reference: format!("demo payment {index}"),
+            },
+        });
+    }
+    jobs
+}
+
+fn observe(
+    result: Result<tonic::Response<wire::SubmitPaymentResponse>, tonic::Status>,
+) -> (Observed, Option<wire::Payment>) {
+    match result {
+        Err(status) => (Observed::Refused(format!("{:?}", status.code())), None),
+        Ok(response) => {
+            let Some(payment) = response.into_inner().payment else {
+                return (Observed::Refused(format!("{:?}", tonic::Code::Internal)), None);
+            };
+            let code = payment.reason.as_ref().map(|reason| reason.code.clone()).unwrap_or_default();
+            let observed = match wire::PaymentStatus::try_from(payment.status) {
+                Ok(wire::PaymentStatus::Settled) => Observed::Settled,
+                Ok(wire::PaymentStatus::Rejected) => Observed::Rejected(code),
+                Ok(wire::PaymentStatus::Failed) => Observed::Failed(code),
+                _ => Observed::Pending,
+            };
+            (observed, Some(payment))
+        }
+    }
+}
+
+pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!((1..=PAYMENTS_MAX).contains(&options.payments), "--payments must be 1..={PAYMENTS_MAX}");
+    anyhow::ensure!(
+        (1..=CONCURRENCY_MAX).contains(&options.concurrency),
+        "--concurrency must be 1..={CONCURRENCY_MAX}"
+    );
+    anyhow::ensure!(
+        (1..=CONNECTIONS_MAX).contains(&options.connections),
+        "--connections must be 1..={CONNECTIONS_MAX}"
+    );
+
+    let config = Config::from_toml(NETWORK_TOML).context("the built-in demo network is invalid")?;
+    let router = embedded_router(&config, "demo desk quotes (ops/config/network.toml)")?;
+    let running = server::start(Arc::clone(&router), "127.0.0.1:0".parse()?).await?;
+    let endpoint = format!("http://{}", running.local_addr);
+    print_network(&config, &endpoint);
+
+    let mut clients = Vec::with_capacity(options.connections);
+    for _ in 0..options.connections {
+        let channel = Channel::from_shared(endpoint.clone())?.connect().await?;
+        clients.push(PaymentServiceClient::new(channel));
+    }
+
+    let catalogue = Catalogue::from_config(&config)?;
+    let jobs = generate(&catalogue, options.payments, options.seed);
+    let progress = ProgressBar::new(u64::try_from(jobs.len()).unwrap_or(u64::MAX));
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} payments, {per_sec}")
+            .map_err(|error| anyhow::anyhow!("progress template: {error}"))?
+            .progress_chars("=> "),
+    );
+
+    let started = Instant::now();
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    let pool = clients.clone();
+    let mut results = futures::stream::iter(jobs.into_iter().enumerate())
+        .map(move |(index, job)| {
+            let mut client = pool[index % pool.len()].clone();
+            async move {
+                let sent = Instant::now();
+                let result = client
+                    .submit_payment(wire::SubmitPaymentRequest { instruction: Some(job.instruction.clone()) })
+                    .await;
+                let latency = sent.elapsed();
+                let (observed, payment) = observe(result);
+                Outcome { kind: job.kind, instruction: job.instruction, observed, payment, latency }
+            }
+        })
+        .buffer_unordered(options.concurrency);
+    while let Some(outcome) = results.next().await {
+        histogram.saturating_record(u64::try_from(outcome.latency.as_micros()).unwrap_or(u64::MAX));
+        progress.inc(1);
+        outcomes.push(outcome);
+    }
+    let elapsed = started.elapsed();
+    progress.finish_and_clear();
+
+    let mut surprises: Vec<String> = Vec::new();
+    print_outcomes(&outcomes, &mut surprises);
+    print_corridors(&outcomes);
+    print_performance(&outcomes, &histogram, elapsed, &options);
+    check_idempotency(&mut clients[0], &outcomes, &mut surprises).await;
+    reconcile(&config, &router, &mut clients[0], &mut surprises).await?;
+    running.stop().await?;
+
+    if surprises.is_empty() {
+        println!(
+            "conservation: ok (every ledger balances to its issuance, no overdraft, no hold left, receipts match the ledgers)"
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("conservation: FAILED");
+        for surprise in &surprises {
+            println!("  - {surprise}");
+        }
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED).set_header(header.iter().map(Cell::new).collect::<Vec<_>>());
+    table
+}
+
+fn right_align(table: &mut Table, columns: &[usize]) {
+    for &index in columns {
+        if let Some(column) = table.column_mut(index) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+}
+
+fn print_network(config: &Config, endpoint: &str) {
+    println!(
+        "Corridor demo: an embedded network of {} CBDC ledgers, payment API on {endpoint}\n",
+        config.ledgers.len()
+    );
+    let mut ledgers = table(&["ledger", "currency", "jurisdiction", "accounts"]);
+    for ledger in &config.ledgers {
+        let accounts =
+            config.participants.iter().flat_map(|p| &p.accounts).filter(|a| a.address.ledger == ledger.id).count();
+        ledgers.add_row(vec![
+            ledger.id.to_string(),
+            ledger.currency.to_string(),
+            ledger.jurisdiction.to_string(),
+            accounts.to_string(),
+        ]);
+    }
+    right_align(&mut ledgers, &[3]);
+    println!("{ledgers}\n");
+}
+
+fn print_outcomes(outcomes: &[Outcome], surprises: &mut Vec<String>) {
+    let mut counts: BTreeMap<(Kind, Observed), usize> = BTreeMap::new();
+    for outcome in outcomes {
+        *counts.entry((outcome.kind, outcome.observed.clone())).or_default() += 1;
+        if outcome.observed != outcome.kind.expected() && surprises.len() < 20 {
+            let reason =
+                outcome.payment.as_ref().and_then(|p| p.reason.as_ref()).map(|r| r.message.clone()).unwrap_or_default();
+            surprises.push(format!(
+                "{} payment {} → {} ended {:?}, expected {:?} {reason}",
+                outcome.kind.label(),
+                outcome.instruction.payer,
+                outcome.instruction.payee,
+                outcome.observed,
+                outcome.kind.expected()
+            ));
+        }
+    }
+    let mut outcome_table = table(&["payment kind", "outcome", "reason", "count", "as expected"]);
+    for ((kind, observed), count) in &counts {
+        let (status, reason) = observed.describe();
+        let expected = if *observed == kind.expected() { "yes" } else { "NO" };
+        outcome_table.add_row(vec![kind.label().to_owned(), status, reason, count.to_string(), expected.to_owned()]);
+    }
+    right_align(&mut outcome_table, &[3]);
+    let settled = outcomes.iter().filter(|o| o.observed == Observed::Settled).count();
+    println!("Outcomes: {settled} settled, {} refused, of {}", outcomes.len() - settled, outcomes.len());
+    println!("{outcome_table}\n");
+}
+
+#[derive(Default)]
+struct CorridorVolume {
+    payments: usize,
+    send_minor: i128,
+    receive_minor: i128,
+    fees_minor: i128,
+}
+
+fn minor_of(money: Option<&wire::Money>) -> Option<(Currency, i64)> {
+    let money = Money::try_from(money?.clone()).ok()?;
+    Some((money.currency(), money.minor_units()))
+}
+
+/// A receipt's signed decimal posting as minor units, if it is exact in its currency.
+fn posting_minor_units(posting: &wire::Posting) -> Option<i64> {
+    let currency = Currency::from_code(&posting.currency).ok()?;
+    let amount: Decimal = posting.amount.parse().ok()?;
+    let minor = amount.checked_mul(Decimal::from(10_i64.pow(currency.minor_units())))?;
+    if !minor.fract().is_zero() {
+        return None;
+    }
+    i64::try_from(minor).ok()
+}
+
+fn format_wide_minor(minor: i128, currency: Currency) -> String {
+    i64::try_from(minor).map_or_else(|_| format!("{minor} minor units"), |minor| format_minor_units(minor, currency))
+}
+
+fn print_corridors(outcomes: &[Outcome]) {
+    let mut corridors: BTreeMap<(Currency, Currency), CorridorVolume> = BTreeMap::new();
+    for payment in outcomes.iter().filter(|o| o.observed == Observed::Settled).filter_map(|o| o.payment.as_ref()) {
+        let (Some((send_currency, send)), Some((receive_currency, receive))) =
+            (minor_of(payment.send_amount.as_ref()), minor_of(payment.receive_amount.as_ref()))
+        else {
+            continue;
+        };
+        let volume = corridors.entry((send_currency, receive_currency)).or_default();
+        volume.payments += 1;
+        volume.send_minor += i128::from(send);
+        volume.receive_minor += i128::from(receive);
+        volume.fees_minor += payment
+            .fees
+            .iter()
+            .filter_map(|fee| minor_of(fee.amount.as_ref()))
+            .map(|(_, m)| i128::from(m))
+            .sum::<i128>();
+    }
+    let mut corridor_table = table(&["corridor", "settled", "sent", "received", "fees"]);
+    for ((from, to), volume) in &corridors {
+        corridor_table.add_row(vec![
+            format!("{from} → {to}"),
+            volume.payments.to_string(),
+            format!("{} {from}", format_wide_minor(volume.send_minor, *from)),
+            format!("{} {to}", format_wide_minor(volume.receive_minor, *to)),
+            format!("{} {from}", format_wide_minor(volume.fees_minor, *from)),
+        ]);
+    }
+    right_align(&mut corridor_table, &[1, 2, 3, 4]);
+    println!("Volume per corridor (settled payments)");
+    println!("{corridor_table}\n");
+}
+
+fn format_ms(micros: u64) -> String {
+    format!("{}.{:02} ms", micros / 1_000, (micros % 1_000) / 10)
+}
+
+fn print_performance(outcomes: &[Outcome], histogram: &Histogram<u64>, elapsed: Duration, options: &DemoOptions) {
+    let elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).max(1);
+    let count = u64::try_from(outcomes.len()).unwrap_or(u64::MAX);
+    let throughput = count.saturating_mul(1_000_000) / elapsed_us;
+    let mut performance = table(&["payments", "concurrency", "wall time", "throughput", "p50", "p90", "p99", "max"]);
+    performance.add_row(vec![
+        count.to_string(),
+        format!("{} over {} connections", options.concurrency, options.connections),
+        format_ms(elapsed_us),
+        format!("{throughput} payments/s"),
+        format_ms(histogram.value_at_quantile(0.50)),
+        format_ms(histogram.value_at_quantile(0.90)),
+        format_ms(histogram.value_at_quantile(0.99)),
+        format_ms(histogram.max()),
+    ]);
+    right_align(&mut performance, &[0, 2, 3, 4, 5, 6, 7]);
+    println!("Latency, as the client saw it (submit to final answer, over gRPC on loopback)");
+    println!("{performance}\n");
+}
+
+/// Retries some settled payments' keys: each must return the first payment, and the same key
+/// with another amount must be refused with ALREADY_EXISTS.
+async fn check_idempotency(
+    client: &mut PaymentServiceClient<Channel>,
+    outcomes: &[Outcome],
+    surprises: &mut Vec<String>,
+) {
+    const RETRIES_MAX: usize = 50;
+    let settled: Vec<&Outcome> =
+        outcomes.iter().filter(|o| o.observed == Observed::Settled).take(RETRIES_MAX).collect();
+    let (mut replayed, mut conflicting) = (0, 0);
+    for outcome in &settled {
+        let first_id = outcome.payment.as_ref().map(|p| p.payment_id.clone()).unwrap_or_default();
+        let retry =
+            client.submit_payment(wire::SubmitPaymentRequest { instruction: Some(outcome.instruction.clone()) }).await;
+        match observe(retry) {
+            (Observed::Settled, Some(payment)) if payment.payment_id == first_id => replayed += 1,
+            other => surprises.push(format!("retry of key {} gave {:?}", outcome.instruction.idempotency_key, other.0)),
+        }
+        let mut changed = outcome.instruction.clone();
+        changed.reference.push_str(" (changed)");
+        match client.submit_payment(wire::SubmitPaymentRequest { instruction: Some(changed) }).await {
+            Err(status) if status.code() == tonic::Code::AlreadyExists => conflicting += 1,
+            other => surprises
+                .push(format!("reused key {} with a new body gave {other:?}", outcome.instruction.idempotency_key)),
+        }
+    }
+    let mut idempotency = table(&["check", "sent", "as expected"]);
+    idempotency.add_row(vec![
+        "same key, same instruction → first payment returned".to_owned(),
+        settled.len().to_string(),
+        replayed.to_string(),
+    ]);
+    idempotency.add_row(vec![
+        "same key, changed instruction → ALREADY_EXISTS".to_owned(),
+        settled.len().to_string(),
+        conflicting.to_string(),
+    ]);
+    right_align(&mut idempotency, &[1, 2]);
+    println!("Idempotent retries");
+    println!("{idempotency}\n");
+}
+
+/// Rebuilds every account's balance from the opening balances and the receipts the API returns,
+/// compares it with the ledger itself, and audits each ledger.
+async fn reconcile(
+    config: &Config,
+    router: &Router,
+    client: &mut PaymentServiceClient<Channel>,
+    surprises: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let mut expected: HashMap<(String, String), i128> = HashMap::new();
+    for participant in &config.participants {
+        for account in &participant.accounts {
+            let currency = config.ledger(&account.address.ledger).map(|l| l.currency);
+            let opening = account.opening_balance.zip(currency).and_then(|(b, c)| Money::from_decimal(b, c).ok());
+            *expected.entry((account.address.ledger.to_string(), account.address.account.to_string())).or_default() +=
+                opening.map_or(0, |m| i128::from(m.minor_units()));
+        }
+    }
+    let mut page_token = String::new();
+    let mut receipts = 0usize;
+    loop {
+        let page = client
+            .list_payments(wire::ListPaymentsRequest { participant_id: String::new(), page_size: 1_000, page_token })
+            .await?
+            .into_inner();
+        for payment in &page.payments {
+            receipts += 1;
+            let settled = payment.status == wire::PaymentStatus::Settled as i32;
+            for leg in &payment.legs {
+                let committed = leg.state == wire::LegState::Committed as i32;
+                if committed != settled {
+                    surprises.push(format!(
+                        "payment {} is {} but its {} leg is {}",
+                        payment.payment_id, payment.status, leg.ledger_id, leg.state
+                    ));
+                }
+                if !committed {
+                    continue;
+                }
+                for posting in &leg.postings {
+                    let Some(minor) = posting_minor_units(posting) else {
+                        surprises.push(format!("payment {} has an unreadable posting {posting:?}", payment.payment_id));
+                        continue;
+                    };
+                    *expected.entry((leg.ledger_id.clone(), posting.account.clone())).or_default() += i128::from(minor);
+                }
+            }
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+
+    let mut ledgers =
+        table(&["ledger", "issued", "sum of balances", "held", "accounts", "receipts reconcile", "status"]);
+    for ledger in &router.network().embedded_ledgers {
+        let description = ledger.description();
+        let audit = ledger.audit();
+        let balances = ledger.balances();
+        let mismatched = balances
+            .iter()
+            .filter(|(account, balance)| {
+                expected.get(&(description.ledger.to_string(), account.to_string())).copied().unwrap_or(0)
+                    != i128::from(**balance)
+            })
+            .count();
+        let ok = audit.is_sound() && audit.held_minor == 0 && audit.prepared_transactions == 0 && mismatched == 0;
+        if !ok {
+            surprises.push(format!(
+                "ledger {}: {audit:?}, {mismatched} accounts differ from the receipts",
+                description.ledger
+            ));
+        }
+        let currency = description.currency;
+        ledgers.add_row(vec![
+            description.ledger.to_string(),
+            format!("{} {currency}", format_wide_minor(audit.issued_minor, currency)),
+            format!("{} {currency}", format_wide_minor(audit.balances_minor, currency)),
+            format!("{} {currency}", format_wide_minor(audit.held_minor, currency)),
+            audit.accounts.to_string(),
+            if mismatched == 0 { "all".to_owned() } else { format!("{mismatched} differ") },
+            if ok { "ok".to_owned() } else { "BROKEN".to_owned() },
+        ]);
+    }
+    right_align(&mut ledgers, &[1, 2, 3, 4]);
+    println!("Conservation check per ledger ({receipts} receipts read back over gRPC)");
+    println!("{ledgers}\n");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_network_is_valid_and_the_mix_covers_every_kind() {
+        let config = Config::from_toml(NETWORK_TOML).unwrap();
+        let catalogue = Catalogue::from_config(&config).unwrap();
+        let jobs = generate(&catalogue, 2_000, 7);
+        for kind in [
+            Kind::Domestic,
+            Kind::CrossBorderFixedSend,
+            Kind::CrossBorderFixedReceive,
+            Kind::OverLimit,
+            Kind::InsufficientFunds,
+            Kind::UnknownPayee,
+            Kind::MalformedAmount,
+            Kind::NoRoute,
+        ] {
+            assert!(jobs.iter().any(|job| job.kind == kind), "no {kind:?} payment in the mix");
+        }
+        let again = generate(&catalogue, 2_000, 7);
+        assert!(jobs.iter().zip(&again).all(|(a, b)| a.instruction == b.instruction), "same seed, other payments");
+    }
+}

@@ -1,0 +1,205 @@
+//! The network the router serves, built from a validated [`Config`]: ledgers, participants and the
+//! accounts they own, liquidity providers, the rate book, fees and the compliance pipeline.
+//!
+//! On the embedded default every ledger is an [`InMemoryLedger`] created here, and opening balances
+//! are issued into it. The router itself only ever talks to ledgers through the [`Ledger`] trait.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use corridor_compliance::{CompliancePipeline, SinglePaymentLimit};
+use corridor_fx::{CurrencyPair, ProviderRate, RateBook};
+use corridor_ledger_adapters::{InMemoryLedger, Ledger, LedgerDescription};
+use corridor_schemas::{AccountName, Address, Currency, Jurisdiction, LedgerId, Money, ParticipantId};
+use rust_decimal::Decimal;
+
+use crate::config::{Config, ConfigError, Role};
+
+/// A ledger as the router knows it.
+#[derive(Clone)]
+pub struct LedgerHandle {
+    pub description: LedgerDescription,
+    pub ledger: Arc<dyn Ledger>,
+}
+
+pub struct Participant {
+    pub role: Role,
+    pub accounts: HashSet<Address>,
+}
+
+/// A liquidity provider's account on each ledger it serves.
+pub struct LiquidityProvider {
+    pub accounts: HashMap<LedgerId, AccountName>,
+}
+
+/// The corridor fee from one ledger to another: fixed + basis points of the send amount.
+#[derive(Debug, Clone)]
+pub struct Fee {
+    pub fixed_minor: i64,
+    pub basis_points: u32,
+    pub account: Address,
+}
+
+impl Fee {
+    /// The fee on `send`, in its currency: the fixed part plus the basis-point part rounded down to
+    /// the minor unit. `None` when it comes to zero.
+    pub fn on(&self, send: Money) -> Option<Money> {
+        // i128: 10^15 × 1000 cannot overflow it.
+        let proportional = i128::from(send.minor_units()) * i128::from(self.basis_points) / 10_000;
+        let total = i128::from(self.fixed_minor) + proportional;
+        i64::try_from(total).ok().and_then(|total| Money::from_minor_units(total, send.currency()).ok())
+    }
+}
+
+pub struct Network {
+    pub ledgers: HashMap<LedgerId, LedgerHandle>,
+    pub participants: HashMap<ParticipantId, Participant>,
+    pub providers: HashMap<ParticipantId, LiquidityProvider>,
+    pub rates: RateBook,
+    /// Keyed by (from, to); `to` is `None` for a fee on every cross-border corridor from `from`.
+    pub fees: HashMap<(LedgerId, Option<LedgerId>), Fee>,
+    pub compliance: CompliancePipeline,
+    /// The in-memory ledgers created for the embedded default, for audits by the demo and tests.
+    pub embedded_ledgers: Vec<Arc<InMemoryLedger>>,
+}
+
+impl Network {
+    /// Builds the embedded network: one in-memory ledger per configured ledger, opening balances
+    /// issued, fee accounts opened.
+    pub fn embedded(config: &Config, rate_source: &str) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let mut ledgers = HashMap::new();
+        let mut embedded_ledgers = Vec::new();
+        for ledger_config in &config.ledgers {
+            let description = LedgerDescription {
+                ledger: ledger_config.id.clone(),
+                currency: ledger_config.currency,
+                jurisdiction: ledger_config.jurisdiction.clone(),
+            };
+            let ledger = Arc::new(InMemoryLedger::new(description.clone()));
+            embedded_ledgers.push(Arc::clone(&ledger));
+            ledgers.insert(ledger_config.id.clone(), LedgerHandle { description, ledger });
+        }
+        let in_memory =
+            |ledger: &LedgerId| embedded_ledgers.iter().find(|l| &l.description().ledger == ledger).cloned();
+
+        let mut participants = HashMap::new();
+        let mut providers = HashMap::new();
+        for (index, participant_config) in config.participants.iter().enumerate() {
+            let mut accounts = HashSet::new();
+            let mut provider_accounts = HashMap::new();
+            for (account_index, account) in participant_config.accounts.iter().enumerate() {
+                let ledger = in_memory(&account.address.ledger).ok_or_else(|| ConfigError {
+                    key: format!("participants[{index}].accounts[{account_index}]"),
+                    reason: "no such ledger".into(),
+                })?;
+                match account.opening_balance {
+                    Some(balance) if balance > Decimal::ZERO => {
+                        let money = Money::from_decimal(balance, ledger.currency()).map_err(|error| ConfigError {
+                            key: format!("participants[{index}].accounts[{account_index}].opening_balance"),
+                            reason: error.to_string(),
+                        })?;
+                        ledger.issue(account.address.account.clone(), money.minor_units()).map_err(|error| {
+                            ConfigError {
+                                key: format!("participants[{index}].accounts[{account_index}].opening_balance"),
+                                reason: error.to_string(),
+                            }
+                        })?;
+                    }
+                    _ => ledger.open_account(account.address.account.clone()),
+                }
+                provider_accounts.insert(account.address.ledger.clone(), account.address.account.clone());
+                accounts.insert(account.address.clone());
+            }
+            if participant_config.role == Role::LiquidityProvider {
+                providers.insert(participant_config.id.clone(), LiquidityProvider { accounts: provider_accounts });
+            }
+            participants.insert(participant_config.id.clone(), Participant { role: participant_config.role, accounts });
+        }
+
+        let mut rates = RateBook::new();
+        let as_of = SystemTime::now();
+        for (index, rate) in config.rates.iter().enumerate() {
+            let key = |field: &str| format!("rates[{index}].{field}");
+            let pair = CurrencyPair::parse(&rate.pair)
+                .map_err(|error| ConfigError { key: key("pair"), reason: error.to_string() })?;
+            rates
+                .publish(ProviderRate {
+                    provider: rate.provider.clone(),
+                    pair,
+                    bid: rate.bid,
+                    ask: rate.ask,
+                    source: rate_source.to_owned(),
+                    as_of,
+                })
+                .map_err(|error| ConfigError { key: key("bid"), reason: error.to_string() })?;
+        }
+
+        let mut fees = HashMap::new();
+        for fee in &config.fees {
+            let currency = ledgers[&fee.from_ledger].description.currency;
+            let account = fee.account.clone().unwrap_or_else(|| default_fee_account(&fee.from_ledger));
+            if let Some(ledger) = in_memory(&account.ledger) {
+                ledger.open_account(account.account.clone());
+            }
+            let fixed_minor = minor_units_of(fee.fixed, currency);
+            fees.insert(
+                (fee.from_ledger.clone(), fee.to_ledger.clone()),
+                Fee { fixed_minor, basis_points: fee.basis_points, account },
+            );
+        }
+
+        let mut compliance = CompliancePipeline::new();
+        for limit in &config.limits {
+            let money = Money::from_decimal(limit.single_payment_max, limit.currency)
+                .map_err(|error| ConfigError { key: "limits".into(), reason: error.to_string() })?;
+            compliance.add_hook(limit.jurisdiction.clone(), Arc::new(SinglePaymentLimit::new(money)));
+        }
+
+        Ok(Self { ledgers, participants, providers, rates, fees, compliance, embedded_ledgers })
+    }
+
+    /// The fee from one ledger to another: the entry naming both, else (cross-border only) the
+    /// entry naming just the source.
+    pub fn fee_for(&self, from: &LedgerId, to: &LedgerId) -> Option<&Fee> {
+        self.fees
+            .get(&(from.clone(), Some(to.clone())))
+            .or_else(|| if from == to { None } else { self.fees.get(&(from.clone(), None)) })
+    }
+
+    pub fn jurisdiction_of(&self, ledger: &LedgerId) -> Option<&Jurisdiction> {
+        self.ledgers.get(ledger).map(|handle| &handle.description.jurisdiction)
+    }
+
+    pub fn currency_of(&self, ledger: &LedgerId) -> Option<Currency> {
+        self.ledgers.get(ledger).map(|handle| handle.description.currency)
+    }
+}
+
+pub fn default_fee_account(ledger: &LedgerId) -> Address {
+    Address::new(ledger.clone(), AccountName::new("corridor.fees").expect("a valid constant account name"))
+}
+
+/// An exact, validated decimal (the config checked its scale) as minor units.
+fn minor_units_of(amount: Decimal, currency: Currency) -> i64 {
+    if amount.is_zero() {
+        return 0;
+    }
+    Money::from_decimal(amount, currency).map_or(0, Money::minor_units)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fee_is_fixed_plus_basis_points_rounded_down() {
+        let fee = Fee { fixed_minor: 100, basis_points: 5, account: "e-cny/corridor.fees".parse().unwrap() };
+        let cny = Currency::from_code("CNY").unwrap();
+        // 1.00 + 1234.56 × 0.0005 = 1.00 + 0.61728 → 1.61
+        assert_eq!(fee.on(Money::parse("1234.56", cny).unwrap()).unwrap().to_string(), "1.61 CNY");
+        let free = Fee { fixed_minor: 0, basis_points: 0, account: fee.account.clone() };
+        assert_eq!(free.on(Money::parse("1234.56", cny).unwrap()), None);
+    }
+}

@@ -1,0 +1,74 @@
+//! The gRPC server: the payment API, the standard health service and server reflection (so
+//! `grpcurl` works without .proto files), on a listener the caller chooses.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use corridor_schemas::wire::FILE_DESCRIPTOR_SET;
+use corridor_schemas::wire::v1::payment_service_server::PaymentServiceServer;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+
+use crate::api::PaymentApi;
+use crate::pipeline::Router;
+
+/// Largest request the payment API decodes. An instruction is a few hundred bytes.
+pub const REQUEST_BYTES_MAX: usize = 64 * 1024;
+/// A request still unanswered after this long is cancelled with DEADLINE_EXCEEDED.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct RunningServer {
+    pub local_addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight calls finish, and waits for the server to end.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _already_stopping = self.shutdown.send(());
+        self.task.await??;
+        Ok(())
+    }
+
+    /// Waits until the server ends on its own (it only does on error) or `signal` completes.
+    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        signal.await;
+        self.stop().await
+    }
+}
+
+/// Binds `listen` (port 0 picks a free port) and serves in the background.
+pub async fn start(router: Arc<Router>, listen: SocketAddr) -> anyhow::Result<RunningServer> {
+    let listener = TcpListener::bind(listen).await?;
+    let local_addr = listener.local_addr()?;
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<PaymentServiceServer<PaymentApi>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let payments = PaymentServiceServer::new(PaymentApi::new(router)).max_decoding_message_size(REQUEST_BYTES_MAX);
+
+    let (shutdown, shutdown_signal) = oneshot::channel::<()>();
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server = tonic::transport::Server::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(payments)
+        .serve_with_incoming_shutdown(incoming, async {
+            let _either_way = shutdown_signal.await;
+        });
+    let task = tokio::spawn(server);
+    Ok(RunningServer { local_addr, shutdown, task })
+}
