@@ -47,8 +47,9 @@ pub struct Coordinator {
     decision_attempts_max: u32,
 }
 
-/// First wait between two deliveries of a decision; doubles each time.
+/// First wait between two deliveries of a decision; doubles each time up to the maximum.
 const DECISION_BACKOFF_INITIAL: Duration = Duration::from_millis(20);
+const DECISION_BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 impl Coordinator {
     pub fn new(
@@ -166,7 +167,7 @@ impl Coordinator {
                 Err(LedgerError::Unavailable(reason)) if attempt < self.decision_attempts_max => {
                     tracing::warn!(%transaction, ledger = %leg.ledger, attempt, %reason, ?decision, "retrying decision");
                     tokio::time::sleep(backoff).await;
-                    backoff *= 2;
+                    backoff = (backoff * 2).min(DECISION_BACKOFF_MAX);
                     attempt += 1;
                 }
                 other => return other,
