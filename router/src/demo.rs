@@ -421,7 +421,7 @@ fn print_network(config: &Config, endpoint: &str) {
         "Corridor demo: an embedded network of {} CBDC ledgers, payment API on {endpoint}\n",
         config.ledgers.len()
     );
-    let mut ledgers = table(&["ledger", "currency", "jurisdiction", "accounts"]);
+    let mut ledgers = table(&["ledger", "currency", "jurisdiction", "configured accounts"]);
     for ledger in &config.ledgers {
         let accounts =
             config.participants.iter().flat_map(|p| &p.accounts).filter(|a| a.address.ledger == ledger.id).count();

@@ -4,6 +4,9 @@
 //!   `compliance` ← `router`; the middle crates never use each other; `loadtest` uses `schemas` only;
 //! - no crate pulls in aws-lc or OpenSSL: TLS, when it comes, is rustls with the ring provider.
 
+// Tests fail loudly on any unexpected error; that is what unwrap is for here.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,6 +1,9 @@
 //! Drives the real `corridor` binary over real gRPC: `corridor serve` on an ephemeral port, a small
 //! two-ledger network, and a client that pays, reads back, pages, retries and sends bad input.
 
+// Tests fail loudly on any unexpected error; that is what unwrap is for here.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

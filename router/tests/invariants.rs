@@ -12,6 +12,9 @@
 //! - exactly once: each idempotency key maps to one payment;
 //! - the receipts reconcile with the ledger balances, account by account.
 
+// Tests fail loudly on any unexpected error; that is what unwrap is for here.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
