@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::SystemTime;
 
 use corridor_schemas::{AccountName, Currency, Jurisdiction, LedgerId, Money, PaymentId};
 
@@ -70,6 +71,8 @@ pub struct LedgerDescription {
 pub enum RefusalCode {
     InsufficientFunds,
     UnknownAccount,
+    /// The prepare arrived after its deadline: the coordinator has given up on it.
+    DeadlinePassed,
 }
 
 impl RefusalCode {
@@ -78,6 +81,7 @@ impl RefusalCode {
         match self {
             RefusalCode::InsufficientFunds => "INSUFFICIENT_FUNDS",
             RefusalCode::UnknownAccount => "UNKNOWN_ACCOUNT",
+            RefusalCode::DeadlinePassed => "DEADLINE_PASSED",
         }
     }
 }
@@ -201,7 +205,14 @@ pub trait Ledger: Send + Sync + 'static {
 
     /// Places holds for the debits of `postings` and votes. Postings must be in the ledger's
     /// currency and sum to zero, else the call is refused with [`LedgerError::InvalidPostings`].
-    async fn prepare(&self, transaction: TransactionId, postings: &[Posting]) -> Result<Vote, LedgerError>;
+    /// A ledger reached after `deadline` (a remote one, over a slow network) votes no with
+    /// [`RefusalCode::DeadlinePassed`]; an in-process ledger answers at once and may ignore it.
+    async fn prepare(
+        &self,
+        transaction: TransactionId,
+        postings: &[Posting],
+        deadline: SystemTime,
+    ) -> Result<Vote, LedgerError>;
 
     /// Posts a prepared transaction and releases its holds.
     async fn commit(&self, transaction: TransactionId) -> Result<(), LedgerError>;

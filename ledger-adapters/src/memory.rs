@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 use corridor_schemas::money::format_minor_units;
 use corridor_schemas::{AccountName, Currency};
@@ -160,7 +161,13 @@ impl Ledger for InMemoryLedger {
         Ok(self.description.clone())
     }
 
-    async fn prepare(&self, transaction: TransactionId, postings: &[Posting]) -> Result<Vote, LedgerError> {
+    /// Answers at once, in process: the deadline cannot have passed in between, so it is not checked.
+    async fn prepare(
+        &self,
+        transaction: TransactionId,
+        postings: &[Posting],
+        _deadline: SystemTime,
+    ) -> Result<Vote, LedgerError> {
         check_postings(postings, self.description.currency)?;
         let mut state = self.lock();
         if let Some(existing) = state.transactions.get(&transaction) {

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use corridor_ledger_adapters::{Ledger, LedgerError, TransactionId, Vote};
 use corridor_schemas::LedgerId;
@@ -140,7 +140,8 @@ impl Coordinator {
 
     async fn prepare(&self, transaction: TransactionId, leg: &Leg) -> Result<Vote, LedgerError> {
         let ledger = self.ledger(&leg.ledger)?;
-        match tokio::time::timeout(self.prepare_timeout, ledger.prepare(transaction, &leg.postings)).await {
+        let deadline = SystemTime::now() + self.prepare_timeout;
+        match tokio::time::timeout(self.prepare_timeout, ledger.prepare(transaction, &leg.postings, deadline)).await {
             Ok(vote) => vote,
             Err(_elapsed) => {
                 Err(LedgerError::Unavailable(format!("no vote within {} ms", self.prepare_timeout.as_millis())))

@@ -161,19 +161,24 @@ impl Ledger for FaultyLedger {
         self.inner.describe().await
     }
 
-    async fn prepare(&self, transaction: TransactionId, postings: &[Posting]) -> Result<Vote, LedgerError> {
+    async fn prepare(
+        &self,
+        transaction: TransactionId,
+        postings: &[Posting],
+        deadline: std::time::SystemTime,
+    ) -> Result<Vote, LedgerError> {
         match self.roll(true) {
             Fault::FailBefore => Err(Self::unavailable("prepare lost on the way in")),
             Fault::FailAfter => {
-                let _vote_lost = self.inner.prepare(transaction, postings).await;
+                let _vote_lost = self.inner.prepare(transaction, postings, deadline).await;
                 Err(Self::unavailable("vote lost on the way out"))
             }
             Fault::Late => {
-                let vote = self.inner.prepare(transaction, postings).await;
+                let vote = self.inner.prepare(transaction, postings, deadline).await;
                 tokio::time::sleep(self.late_by).await;
                 vote
             }
-            Fault::None => self.inner.prepare(transaction, postings).await,
+            Fault::None => self.inner.prepare(transaction, postings, deadline).await,
         }
     }
 

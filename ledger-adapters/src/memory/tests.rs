@@ -29,6 +29,10 @@ fn transfer(from: &str, to: &str, amount_minor: i64) -> Vec<Posting> {
     ]
 }
 
+fn deadline() -> std::time::SystemTime {
+    std::time::SystemTime::now() + std::time::Duration::from_secs(5)
+}
+
 fn new_transaction() -> TransactionId {
     PaymentId::generate().into()
 }
@@ -41,7 +45,7 @@ async fn available(ledger: &InMemoryLedger, name: &str) -> i64 {
 async fn prepare_holds_and_commit_posts() {
     let ledger = ledger();
     let tx = new_transaction();
-    assert_eq!(ledger.prepare(tx, &transfer("alice", "bob", 4_000)).await, Ok(Vote::Yes));
+    assert_eq!(ledger.prepare(tx, &transfer("alice", "bob", 4_000), deadline()).await, Ok(Vote::Yes));
     let alice = ledger.balance(&account("alice")).await.unwrap();
     assert_eq!((alice.balance_minor, alice.held_minor, alice.available_minor()), (10_000, 4_000, 6_000));
     assert_eq!(ledger.status(tx).await, Ok(TransactionState::Prepared));
@@ -54,8 +58,8 @@ async fn prepare_holds_and_commit_posts() {
 #[tokio::test]
 async fn holds_count_against_later_prepares() {
     let ledger = ledger();
-    assert_eq!(ledger.prepare(new_transaction(), &transfer("alice", "bob", 7_000)).await, Ok(Vote::Yes));
-    let vote = ledger.prepare(new_transaction(), &transfer("alice", "bob", 7_000)).await.unwrap();
+    assert_eq!(ledger.prepare(new_transaction(), &transfer("alice", "bob", 7_000), deadline()).await, Ok(Vote::Yes));
+    let vote = ledger.prepare(new_transaction(), &transfer("alice", "bob", 7_000), deadline()).await.unwrap();
     let Vote::No(refusal) = vote else { panic!("overdraft voted yes") };
     assert_eq!(refusal.code, RefusalCode::InsufficientFunds);
     assert_eq!(refusal.message, "account alice has 30.00 HKD available, needs 70.00");
@@ -66,7 +70,7 @@ async fn holds_count_against_later_prepares() {
 async fn abort_releases_holds_and_moves_nothing() {
     let ledger = ledger();
     let tx = new_transaction();
-    ledger.prepare(tx, &transfer("alice", "bob", 10_000)).await.unwrap();
+    ledger.prepare(tx, &transfer("alice", "bob", 10_000), deadline()).await.unwrap();
     ledger.abort(tx).await.unwrap();
     assert_eq!(available(&ledger, "alice").await, 10_000);
     assert_eq!(ledger.balance(&account("bob")).await.unwrap().balance_minor, 0);
@@ -78,8 +82,8 @@ async fn every_call_is_idempotent() {
     let ledger = ledger();
     let tx = new_transaction();
     let postings = transfer("alice", "bob", 2_500);
-    assert_eq!(ledger.prepare(tx, &postings).await, Ok(Vote::Yes));
-    assert_eq!(ledger.prepare(tx, &postings).await, Ok(Vote::Yes));
+    assert_eq!(ledger.prepare(tx, &postings, deadline()).await, Ok(Vote::Yes));
+    assert_eq!(ledger.prepare(tx, &postings, deadline()).await, Ok(Vote::Yes));
     assert_eq!(available(&ledger, "alice").await, 7_500, "a repeated prepare held twice");
     ledger.commit(tx).await.unwrap();
     ledger.commit(tx).await.unwrap();
@@ -87,9 +91,9 @@ async fn every_call_is_idempotent() {
 
     let refused = new_transaction();
     let too_much = transfer("alice", "bob", 1_000_000);
-    let first = ledger.prepare(refused, &too_much).await.unwrap();
+    let first = ledger.prepare(refused, &too_much, deadline()).await.unwrap();
     assert!(matches!(first, Vote::No(_)));
-    assert_eq!(ledger.prepare(refused, &too_much).await.unwrap(), first);
+    assert_eq!(ledger.prepare(refused, &too_much, deadline()).await.unwrap(), first);
     ledger.abort(refused).await.unwrap();
     ledger.abort(refused).await.unwrap();
 }
@@ -98,16 +102,16 @@ async fn every_call_is_idempotent() {
 async fn decided_transactions_stay_decided() {
     let ledger = ledger();
     let committed = new_transaction();
-    ledger.prepare(committed, &transfer("alice", "bob", 100)).await.unwrap();
+    ledger.prepare(committed, &transfer("alice", "bob", 100), deadline()).await.unwrap();
     ledger.commit(committed).await.unwrap();
     assert_eq!(ledger.abort(committed).await, Err(LedgerError::AlreadyCommitted(committed)));
 
     let aborted = new_transaction();
-    ledger.prepare(aborted, &transfer("alice", "bob", 100)).await.unwrap();
+    ledger.prepare(aborted, &transfer("alice", "bob", 100), deadline()).await.unwrap();
     ledger.abort(aborted).await.unwrap();
     assert_eq!(ledger.commit(aborted).await, Err(LedgerError::AlreadyAborted(aborted)));
     assert_eq!(
-        ledger.prepare(aborted, &transfer("alice", "bob", 100)).await,
+        ledger.prepare(aborted, &transfer("alice", "bob", 100), deadline()).await,
         Err(LedgerError::AlreadyAborted(aborted))
     );
 }
@@ -121,21 +125,21 @@ async fn bad_requests_are_refused_and_change_nothing() {
 
     let mut unbalanced = transfer("alice", "bob", 100);
     unbalanced[1].amount_minor = 99;
-    let error = ledger.prepare(new_transaction(), &unbalanced).await.unwrap_err();
+    let error = ledger.prepare(new_transaction(), &unbalanced, deadline()).await.unwrap_err();
     assert_eq!(error.to_string(), "invalid postings: postings sum to -1 minor units, not zero");
 
     let mut wrong_currency = transfer("alice", "bob", 100);
     for posting in &mut wrong_currency {
         posting.currency = Currency::from_code("CNY").unwrap();
     }
-    let error = ledger.prepare(new_transaction(), &wrong_currency).await.unwrap_err();
+    let error = ledger.prepare(new_transaction(), &wrong_currency, deadline()).await.unwrap_err();
     assert!(error.to_string().contains("this ledger issues HKD"), "{error}");
 
     let tx = new_transaction();
-    ledger.prepare(tx, &transfer("alice", "bob", 100)).await.unwrap();
-    assert_eq!(ledger.prepare(tx, &transfer("alice", "bob", 200)).await, Err(LedgerError::Conflict(tx)));
+    ledger.prepare(tx, &transfer("alice", "bob", 100), deadline()).await.unwrap();
+    assert_eq!(ledger.prepare(tx, &transfer("alice", "bob", 200), deadline()).await, Err(LedgerError::Conflict(tx)));
 
-    let vote = ledger.prepare(new_transaction(), &transfer("alice", "carol", 100)).await.unwrap();
+    let vote = ledger.prepare(new_transaction(), &transfer("alice", "carol", 100), deadline()).await.unwrap();
     assert!(matches!(vote, Vote::No(Refusal { code: RefusalCode::UnknownAccount, .. })));
     assert_eq!(available(&ledger, "alice").await, 9_900, "only the one good prepare holds");
     assert!(ledger.audit().is_sound());
@@ -176,7 +180,7 @@ proptest! {
                     Operation::Prepare { from, to, amount_minor } if from != to => {
                         let tx = new_transaction();
                         transactions.push(tx);
-                        ledger.prepare(tx, &transfer(names[from], names[to], amount_minor)).await.unwrap();
+                        ledger.prepare(tx, &transfer(names[from], names[to], amount_minor), deadline()).await.unwrap();
                     }
                     Operation::Prepare { .. } => {}
                     Operation::Commit(index) => {
