@@ -223,4 +223,8 @@ pub trait Ledger: Send + Sync + 'static {
     async fn status(&self, transaction: TransactionId) -> Result<TransactionState, LedgerError>;
 
     async fn balance(&self, account: &AccountName) -> Result<AccountBalance, LedgerError>;
+
+    /// Transactions prepared before `prepared_before` and still undecided: the ones whose outcome
+    /// a ledger node asks the coordinator for (in-doubt resolution). Oldest first, at most `limit`.
+    async fn in_doubt(&self, prepared_before: SystemTime, limit: usize) -> Result<Vec<TransactionId>, LedgerError>;
 }

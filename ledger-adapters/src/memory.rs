@@ -40,6 +40,7 @@ struct Transaction {
     postings: Vec<Posting>,
     state: TransactionState,
     refusal: Option<Refusal>,
+    prepared_at: SystemTime,
 }
 
 /// What [`InMemoryLedger::audit`] found.
@@ -218,7 +219,12 @@ impl Ledger for InMemoryLedger {
         }
         state.transactions.insert(
             transaction,
-            Transaction { postings: postings.to_vec(), state: TransactionState::Prepared, refusal: None },
+            Transaction {
+                postings: postings.to_vec(),
+                state: TransactionState::Prepared,
+                refusal: None,
+                prepared_at: SystemTime::now(),
+            },
         );
         Ok(Vote::Yes)
     }
@@ -270,6 +276,18 @@ impl Ledger for InMemoryLedger {
 
     async fn status(&self, transaction: TransactionId) -> Result<TransactionState, LedgerError> {
         Ok(self.lock().transactions.get(&transaction).map_or(TransactionState::Unknown, |record| record.state))
+    }
+
+    async fn in_doubt(&self, prepared_before: SystemTime, limit: usize) -> Result<Vec<TransactionId>, LedgerError> {
+        let state = self.lock();
+        let mut in_doubt: Vec<(SystemTime, TransactionId)> = state
+            .transactions
+            .iter()
+            .filter(|(_, record)| record.state == TransactionState::Prepared && record.prepared_at < prepared_before)
+            .map(|(id, record)| (record.prepared_at, *id))
+            .collect();
+        in_doubt.sort();
+        Ok(in_doubt.into_iter().take(limit).map(|(_, id)| id).collect())
     }
 
     async fn balance(&self, account: &AccountName) -> Result<AccountBalance, LedgerError> {

@@ -211,6 +211,14 @@ impl Ledger for FaultyLedger {
     async fn balance(&self, account: &AccountName) -> Result<AccountBalance, LedgerError> {
         self.inner.balance(account).await
     }
+
+    async fn in_doubt(
+        &self,
+        prepared_before: std::time::SystemTime,
+        limit: usize,
+    ) -> Result<Vec<TransactionId>, LedgerError> {
+        self.inner.in_doubt(prepared_before, limit).await
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -201,3 +201,17 @@ proptest! {
         }
     }
 }
+
+#[tokio::test]
+async fn in_doubt_lists_only_undecided_prepares_oldest_first() {
+    let ledger = ledger();
+    let (first, second, decided) = (new_transaction(), new_transaction(), new_transaction());
+    ledger.prepare(first, &transfer("alice", "bob", 100), deadline()).await.unwrap();
+    ledger.prepare(second, &transfer("alice", "bob", 100), deadline()).await.unwrap();
+    ledger.prepare(decided, &transfer("alice", "bob", 100), deadline()).await.unwrap();
+    ledger.commit(decided).await.unwrap();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
+    assert_eq!(ledger.in_doubt(later, 10).await.unwrap(), [first, second]);
+    assert_eq!(ledger.in_doubt(later, 1).await.unwrap(), [first]);
+    assert!(ledger.in_doubt(std::time::SystemTime::UNIX_EPOCH, 10).await.unwrap().is_empty());
+}
