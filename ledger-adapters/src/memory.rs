@@ -150,6 +150,7 @@ impl InMemoryLedger {
                 postings: postings.to_vec(),
                 state: TransactionState::Refused,
                 refusal: Some(refusal.clone()),
+                prepared_at: SystemTime::now(),
             },
         );
         Vote::No(refusal)
