@@ -5,11 +5,15 @@
 //! holds, a commit posts and an abort voids them. This crate knows nothing of payments, FX or
 //! compliance: it moves minor units between accounts of one currency, atomically per transaction.
 
+pub mod conformance;
 mod ledger;
 mod memory;
+mod postgres;
+pub mod remote;
 
 pub use ledger::{
     AccountBalance, Ledger, LedgerDescription, LedgerError, Posting, Refusal, RefusalCode, TransactionId,
     TransactionState, Vote, check_postings,
 };
-pub use memory::{InMemoryLedger, LedgerAudit};
+pub use memory::{InMemoryLedger, LedgerAudit, LedgerLogError, OPENING_ACCOUNTS_MAX, ReplaySummary};
+pub use postgres::PostgresLedger;

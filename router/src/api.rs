@@ -3,18 +3,12 @@
 //! and the reason.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use corridor_compliance::{Decision, Outcome};
-use corridor_fx::Conversion;
-use corridor_ledger_adapters::Posting;
-use corridor_schemas::money::format_minor_units;
 use corridor_schemas::wire::v1 as wire;
 use corridor_schemas::wire::v1::payment_service_server::PaymentService;
 use corridor_schemas::{FieldError, ParticipantId, PaymentId, PaymentInstruction};
 use tonic::{Request, Response, Status};
 
-use crate::payment::{LegState, PaymentRecord};
 use crate::pipeline::{Router, SubmitError};
 
 /// Largest page `ListPayments` returns, and the size used when the client asks for none.
@@ -42,6 +36,7 @@ impl From<SubmitError> for Status {
             SubmitError::PermissionDenied(message) => Status::permission_denied(message),
             SubmitError::KeyReused(_) => Status::already_exists(error.to_string()),
             SubmitError::Overloaded(message) => Status::resource_exhausted(message),
+            SubmitError::Unavailable(message) => Status::unavailable(message),
         }
     }
 }
@@ -58,8 +53,8 @@ impl PaymentService for PaymentApi {
             .ok_or_else(|| invalid_argument(FieldError::new("instruction", "is required")))?;
         let instruction =
             PaymentInstruction::try_from(instruction).map_err(|error| invalid_argument(error.within("instruction")))?;
-        let record = self.router.submit(instruction).await?;
-        Ok(Response::new(wire::SubmitPaymentResponse { payment: Some(to_wire(&record)) }))
+        let payment = self.router.submit(instruction).await?;
+        Ok(Response::new(wire::SubmitPaymentResponse { payment: Some(payment) }))
     }
 
     async fn get_payment(
@@ -69,9 +64,15 @@ impl PaymentService for PaymentApi {
         let payment_id = request.into_inner().payment_id;
         let id: PaymentId =
             payment_id.parse().map_err(|reason: String| invalid_argument(FieldError::new("payment_id", reason)))?;
-        let record =
-            self.router.payments().get(id).ok_or_else(|| Status::not_found(format!("no payment with id {id}")))?;
-        Ok(Response::new(wire::GetPaymentResponse { payment: Some(to_wire(&record)) }))
+        let payment = self
+            .router
+            .storage()
+            .payments
+            .get(id)
+            .await
+            .map_err(|error| Status::unavailable(error.to_string()))?
+            .ok_or_else(|| Status::not_found(format!("no payment with id {id}")))?;
+        Ok(Response::new(wire::GetPaymentResponse { payment: Some(payment) }))
     }
 
     async fn list_payments(
@@ -103,115 +104,16 @@ impl PaymentService for PaymentApi {
                 })?),
             };
         let limit = usize::try_from(page_size).unwrap_or(usize::MAX);
-        let (page, next) = self.router.payments().list(participant.as_ref(), after, limit);
+        let (page, next) = self
+            .router
+            .storage()
+            .payments
+            .list(participant.as_ref(), after, limit)
+            .await
+            .map_err(|error| Status::unavailable(error.to_string()))?;
         Ok(Response::new(wire::ListPaymentsResponse {
-            payments: page.iter().map(|record| to_wire(record)).collect(),
+            payments: page,
             next_page_token: next.map(|id| id.to_string()).unwrap_or_default(),
         }))
-    }
-}
-
-fn timestamp(time: Option<SystemTime>) -> Option<prost_types::Timestamp> {
-    time.map(prost_types::Timestamp::from)
-}
-
-fn reason(code: &str, message: &str) -> wire::Reason {
-    wire::Reason { code: code.to_owned(), message: message.to_owned() }
-}
-
-fn posting_to_wire(posting: &Posting) -> wire::Posting {
-    wire::Posting {
-        account: posting.account.to_string(),
-        currency: posting.currency.code().to_owned(),
-        amount: format_minor_units(posting.amount_minor, posting.currency),
-    }
-}
-
-fn conversion_to_wire(conversion: &Conversion) -> wire::FxConversion {
-    wire::FxConversion {
-        provider_id: conversion.provider.to_string(),
-        pair: conversion.pair.to_string(),
-        rate: conversion.rate().to_string(),
-        rate_source: conversion.rate_source.clone(),
-        rate_as_of: timestamp(Some(conversion.rate_as_of)),
-    }
-}
-
-/// The receipt of a payment as integrators see it.
-pub fn to_wire(record: &PaymentRecord) -> wire::Payment {
-    let instruction = &record.instruction;
-    let legs = record
-        .legs
-        .iter()
-        .map(|leg| wire::Leg {
-            ledger_id: leg.ledger.to_string(),
-            postings: leg.postings.iter().map(posting_to_wire).collect(),
-            state: match leg.state {
-                LegState::NotSent => wire::LegState::NotSent,
-                LegState::Prepared => wire::LegState::Prepared,
-                LegState::InDoubt => wire::LegState::InDoubt,
-                LegState::Committed => wire::LegState::Committed,
-                LegState::Aborted => wire::LegState::Aborted,
-                LegState::Refused => wire::LegState::Refused,
-            } as i32,
-            refusal: leg.refusal.as_ref().map(|refusal| reason(refusal.code.as_str(), &refusal.message)),
-        })
-        .collect();
-    let compliance = record
-        .screening
-        .decisions
-        .iter()
-        .map(|decision| {
-            let (outcome, why) = match &decision.decision {
-                Decision::Allow => (Outcome::Allow, None),
-                Decision::Deny(why) => (Outcome::Deny, Some(why)),
-                Decision::Hold(why) => (Outcome::Hold, Some(why)),
-            };
-            wire::ComplianceDecision {
-                jurisdiction: decision.jurisdiction.to_string(),
-                hook: decision.hook.to_owned(),
-                outcome: match outcome {
-                    Outcome::Allow => wire::ComplianceOutcome::Allow,
-                    Outcome::Deny => wire::ComplianceOutcome::Deny,
-                    Outcome::Hold => wire::ComplianceOutcome::Hold,
-                } as i32,
-                reason: why.map(|why| reason(why.code, &why.message)),
-            }
-        })
-        .collect();
-    wire::Payment {
-        payment_id: record.id.to_string(),
-        participant_id: instruction.participant.to_string(),
-        idempotency_key: instruction.idempotency_key.to_string(),
-        payer: instruction.payer.to_string(),
-        payee: instruction.payee.to_string(),
-        status: wire::PaymentStatus::from(record.status) as i32,
-        reason: record.reason.as_ref().map(|why| reason(&why.code, &why.message)),
-        send_amount: record.send.map(wire::Money::from),
-        receive_amount: record.receive.map(wire::Money::from),
-        fx: record.conversion.as_ref().map(conversion_to_wire),
-        fees: record
-            .fees
-            .iter()
-            .map(|fee| wire::Fee {
-                kind: "NETWORK".into(),
-                amount: Some(fee.amount.into()),
-                account: fee.account.to_string(),
-            })
-            .collect(),
-        route: record.route.iter().map(ToString::to_string).collect(),
-        legs,
-        compliance,
-        timings: Some(wire::Timings {
-            received_at: timestamp(record.timings.received_at),
-            finished_at: timestamp(record.timings.finished_at),
-            route_us: record.timings.route_us,
-            compliance_us: record.timings.compliance_us,
-            prepare_us: record.timings.prepare_us,
-            commit_us: record.timings.commit_us,
-            total_us: record.timings.total_us,
-        }),
-        fixed_side: wire::FixedSide::from(instruction.fixed_side) as i32,
-        reference: instruction.reference.clone(),
     }
 }

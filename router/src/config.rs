@@ -19,6 +19,8 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub settlement: SettlementConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
     pub ledgers: Vec<LedgerConfig>,
     #[serde(default)]
     pub participants: Vec<ParticipantConfig>,
@@ -85,6 +87,49 @@ impl Default for SettlementConfig {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageBackend {
+    /// Journal, receipts and idempotency keys in one local file (redb), group-committed.
+    #[default]
+    Embedded,
+    /// Journal and receipts in PostgreSQL, idempotency keys in Redis: shareable by several routers.
+    Postgres,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    #[serde(default)]
+    pub backend: StorageBackend,
+    /// Where the embedded store keeps its file.
+    #[serde(default = "StorageConfig::default_data_dir")]
+    pub data_dir: std::path::PathBuf,
+    /// For `backend = "postgres"`, e.g. `postgres://postgres@127.0.0.1:5432/postgres`.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// For `backend = "postgres"`, e.g. `redis://127.0.0.1:6379`.
+    #[serde(default)]
+    pub redis_url: Option<String>,
+}
+
+impl StorageConfig {
+    fn default_data_dir() -> std::path::PathBuf {
+        std::path::PathBuf::from("corridor-data")
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            backend: StorageBackend::default(),
+            data_dir: Self::default_data_dir(),
+            database_url: None,
+            redis_url: None,
+        }
+    }
+}
+
 /// A central-bank ledger. On the embedded default it runs in-process, in memory.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,6 +139,10 @@ pub struct LedgerConfig {
     pub jurisdiction: Jurisdiction,
     #[serde(default)]
     pub name: String,
+    /// A ledger node's gRPC address (`corridor ledger-node`), e.g. `http://127.0.0.1:50061`.
+    /// Absent: the ledger runs in the router's process, durable in `storage.data_dir`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -219,6 +268,14 @@ impl Config {
                 "settlement",
                 "prepare_timeout_ms, decision_attempts_max and in_flight_max must be positive",
             ));
+        }
+        if self.storage.backend == StorageBackend::Postgres {
+            if self.storage.database_url.is_none() {
+                return Err(ConfigError::new("storage.database_url", "is required with backend = \"postgres\""));
+            }
+            if self.storage.redis_url.is_none() {
+                return Err(ConfigError::new("storage.redis_url", "is required with backend = \"postgres\""));
+            }
         }
         let mut participant_ids = HashSet::new();
         let mut owners: HashMap<&Address, &ParticipantId> = HashMap::new();

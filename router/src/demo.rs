@@ -27,9 +27,10 @@ use rand::{RngExt, SeedableRng};
 use rust_decimal::Decimal;
 use tonic::transport::Channel;
 
-use crate::config::{Config, Role};
+use crate::config::{Config, Role, StorageBackend, StorageConfig};
+use crate::network::Network;
 use crate::pipeline::Router;
-use crate::{embedded_router, server};
+use crate::{open_storage, router_over, server};
 
 /// The demo network, built into the binary so the demo needs no files.
 pub const NETWORK_TOML: &str = include_str!("../../ops/config/network.toml");
@@ -48,6 +49,23 @@ pub struct DemoOptions {
     /// Seed of the payment mix; the same seed sends the same payments.
     #[arg(long, default_value_t = 2026)]
     pub seed: u64,
+    /// Where the router keeps its journal, receipts and keys: `embedded` (a local file, fsync'd),
+    /// or `postgres` (journal and receipts in PostgreSQL, keys in Redis; the demo creates a
+    /// database of its own and drops it at the end).
+    #[arg(long, value_enum, default_value_t = DemoStorage::Embedded)]
+    pub storage: DemoStorage,
+    /// With `--storage postgres`: a database the demo may create another database from.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub database_url: String,
+    /// With `--storage postgres`.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoStorage {
+    Embedded,
+    Postgres,
 }
 
 /// Bounds on the options, so a typo cannot ask for a billion payments.
@@ -198,7 +216,7 @@ fn money_to_wire(money: Money) -> wire::Money {
     money.into()
 }
 
-fn generate(catalogue: &Catalogue, count: usize, seed: u64) -> Vec<Job> {
+fn generate(catalogue: &Catalogue, count: usize, seed: u64, run: &str) -> Vec<Job> {
     let mut rng = StdRng::seed_from_u64(seed);
     let ledgers: Vec<&LedgerId> = catalogue.wallets.keys().collect();
     let routable: Vec<(&LedgerId, &LedgerId)> = ledgers
@@ -289,7 +307,7 @@ fn generate(catalogue: &Catalogue, count: usize, seed: u64) -> Vec<Job> {
             kind,
             instruction: wire::PaymentInstruction {
                 participant_id: participant,
-                idempotency_key: format!("demo-{seed}-{index:07}"),
+                idempotency_key: format!("demo-{run}-{index:07}"),
                 payer: payer.to_string(),
                 payee: payee.to_string(),
                 amount: Some(amount),
@@ -333,8 +351,34 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
         "--connections must be 1..={CONNECTIONS_MAX}"
     );
 
-    let config = Config::from_toml(NETWORK_TOML).context("the built-in demo network is invalid")?;
-    let router = embedded_router(&config, "demo desk quotes (ops/config/network.toml)")?;
+    let mut config = Config::from_toml(NETWORK_TOML).context("the built-in demo network is invalid")?;
+    // A fresh store per run (durable: fsync'd and group-committed, or PostgreSQL), removed at the
+    // end: the demo's ledgers are in memory and start from their opening balances every time.
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let data_dir = std::env::temp_dir().join(format!("corridor-demo-{run}"));
+    let demo_database = match options.storage {
+        DemoStorage::Embedded => {
+            config.storage = StorageConfig {
+                backend: StorageBackend::Embedded,
+                data_dir: data_dir.clone(),
+                ..StorageConfig::default()
+            };
+            None
+        }
+        DemoStorage::Postgres => {
+            let database = DemoDatabase::create(&options.database_url, &run).await?;
+            config.storage = StorageConfig {
+                backend: StorageBackend::Postgres,
+                data_dir: data_dir.clone(),
+                database_url: Some(database.url.clone()),
+                redis_url: Some(options.redis_url.clone()),
+            };
+            Some(database)
+        }
+    };
+    let storage = open_storage(&config.storage).await.context("cannot open the demo's store")?;
+    let network = Network::embedded(&config, "demo desk quotes (ops/config/network.toml)")?;
+    let router = router_over(network, storage, &config);
     let running = server::start(Arc::clone(&router), "127.0.0.1:0".parse()?).await?;
     let endpoint = format!("http://{}", running.local_addr);
     print_network(&config, &endpoint);
@@ -346,7 +390,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
     }
 
     let catalogue = Catalogue::from_config(&config)?;
-    let jobs = generate(&catalogue, options.payments, options.seed);
+    let jobs = generate(&catalogue, options.payments, options.seed, &run);
     let progress = ProgressBar::new(u64::try_from(jobs.len()).unwrap_or(u64::MAX));
     progress.set_style(
         ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} payments, {per_sec}")
@@ -387,6 +431,11 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
     check_idempotency(&mut clients[0], &outcomes, &mut surprises).await;
     reconcile(&config, &router, &mut clients[0], &mut surprises).await?;
     running.stop().await?;
+    drop(router);
+    let _left_for_the_os = std::fs::remove_dir_all(&data_dir);
+    if let Some(database) = demo_database {
+        database.drop_database().await?;
+    }
 
     if surprises.is_empty() {
         println!(
@@ -399,6 +448,33 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
             println!("  - {surprise}");
         }
         Ok(ExitCode::FAILURE)
+    }
+}
+
+/// A PostgreSQL database made for one demo run, so its receipts are only this run's.
+struct DemoDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl DemoDatabase {
+    async fn create(admin_url: &str, run: &str) -> anyhow::Result<Self> {
+        let name = format!("corridor_demo_{run}");
+        let (client, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
+            .await
+            .with_context(|| format!("cannot reach PostgreSQL at {admin_url}"))?;
+        tokio::spawn(connection);
+        client.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+        let (prefix, _) = admin_url.rsplit_once('/').context("--database-url has no database name")?;
+        Ok(Self { admin_url: admin_url.to_owned(), url: format!("{prefix}/{name}"), name })
+    }
+
+    async fn drop_database(self) -> anyhow::Result<()> {
+        let (client, connection) = tokio_postgres::connect(&self.admin_url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await?;
+        Ok(())
     }
 }
 
@@ -535,8 +611,14 @@ fn print_performance(outcomes: &[Outcome], histogram: &Histogram<u64>, elapsed: 
     let elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).max(1);
     let count = u64::try_from(outcomes.len()).unwrap_or(u64::MAX);
     let throughput = count.saturating_mul(1_000_000) / elapsed_us;
-    let mut performance = table(&["payments", "concurrency", "wall time", "throughput", "p50", "p90", "p99", "max"]);
+    let mut performance =
+        table(&["storage", "payments", "concurrency", "wall time", "throughput", "p50", "p90", "p99", "max"]);
+    let storage = match options.storage {
+        DemoStorage::Embedded => "embedded (fsync)",
+        DemoStorage::Postgres => "PostgreSQL + Redis",
+    };
     performance.add_row(vec![
+        storage.to_owned(),
         count.to_string(),
         format!("{} over {} connections", options.concurrency, options.connections),
         format_ms(elapsed_us),
@@ -546,7 +628,7 @@ fn print_performance(outcomes: &[Outcome], histogram: &Histogram<u64>, elapsed: 
         format_ms(histogram.value_at_quantile(0.99)),
         format_ms(histogram.max()),
     ]);
-    right_align(&mut performance, &[0, 2, 3, 4, 5, 6, 7]);
+    right_align(&mut performance, &[1, 3, 4, 5, 6, 7, 8]);
     println!("Latency, as the client saw it (submit to final answer, over gRPC on loopback)");
     println!("{performance}\n");
 }
@@ -692,7 +774,7 @@ mod tests {
     fn the_demo_network_is_valid_and_the_mix_covers_every_kind() {
         let config = Config::from_toml(NETWORK_TOML).unwrap();
         let catalogue = Catalogue::from_config(&config).unwrap();
-        let jobs = generate(&catalogue, 2_000, 7);
+        let jobs = generate(&catalogue, 2_000, 7, "test");
         for kind in [
             Kind::Domestic,
             Kind::CrossBorderFixedSend,
@@ -705,7 +787,7 @@ mod tests {
         ] {
             assert!(jobs.iter().any(|job| job.kind == kind), "no {kind:?} payment in the mix");
         }
-        let again = generate(&catalogue, 2_000, 7);
+        let again = generate(&catalogue, 2_000, 7, "test");
         assert!(jobs.iter().zip(&again).all(|(a, b)| a.instruction == b.instruction), "same seed, other payments");
     }
 }

@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use corridor_router::config::Config;
 use corridor_router::demo::{self, DemoOptions};
-use corridor_router::{embedded_router, server};
+use corridor_router::network::Network;
+use corridor_router::{open_storage, recovery, router_over, server};
 
 #[derive(Parser)]
 #[command(name = "corridor", version, about = "Open payment routing network for central-bank digital currencies")]
@@ -27,9 +28,16 @@ enum Command {
         /// Overrides `server.listen`; port 0 picks a free port.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Overrides `storage.data_dir` (embedded storage).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Start an embedded four-ledger network, pay through its gRPC API, and print a summary.
     Demo(DemoOptions),
+    /// Serve one central-bank ledger over the ledger protocol, as an out-of-process adapter.
+    LedgerNode(corridor_router::ledger_node::LedgerNodeOptions),
+    /// Check a ledger adapter at a gRPC address with the conformance kit.
+    Conformance(corridor_router::conformance_command::ConformanceOptions),
 }
 
 fn main() -> ExitCode {
@@ -43,8 +51,10 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { config, listen } => serve(config, listen).await,
+            Command::Serve { config, listen, data_dir } => serve(config, listen, data_dir).await,
             Command::Demo(options) => demo::run(options).await,
+            Command::LedgerNode(options) => corridor_router::ledger_node::run(options, shutdown_signal()).await,
+            Command::Conformance(options) => corridor_router::conformance_command::run(options).await,
         }
     });
     match result {
@@ -56,7 +66,11 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+async fn serve(
+    config_path: PathBuf,
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -65,14 +79,29 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config =
+    let mut config =
         Config::load(&config_path).with_context(|| format!("invalid configuration {}", config_path.display()))?;
-    let router = embedded_router(&config, &format!("config {}", config_path.display()))?;
+    if let Some(data_dir) = data_dir {
+        config.storage.data_dir = data_dir;
+    }
+    let storage = open_storage(&config.storage).await.context("cannot open storage")?;
+    let ledger_logs = config.storage.data_dir.join("ledgers");
+    std::fs::create_dir_all(&ledger_logs).with_context(|| format!("cannot create {}", ledger_logs.display()))?;
+    let network = Network::build(&config, &format!("config {}", config_path.display()), &ledger_logs).await?;
+    let router = router_over(network, storage, &config);
+    let report = recovery::recover(router.storage(), router.coordinator()).await.context("recovery failed")?;
+    tracing::info!(
+        commits_completed = report.commits_completed,
+        aborted = report.aborted,
+        interrupted = report.interrupted,
+        redriving = report.redriving,
+        "recovery done"
+    );
     let listen = listen.unwrap_or(config.server.listen);
     let running = server::start(router, listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     // Tests and scripts read this line to find the port.
     println!("corridor listening on {}", running.local_addr);
-    tracing::info!(address = %running.local_addr, ledgers = config.ledgers.len(), "serving the payment API on the embedded network");
+    tracing::info!(address = %running.local_addr, ledgers = config.ledgers.len(), storage = ?config.storage.backend, "serving the payment API");
     running.run_until(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

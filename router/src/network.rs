@@ -5,11 +5,13 @@
 //! are issued into it. The router itself only ever talks to ledgers through the [`Ledger`] trait.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use corridor_compliance::{CompliancePipeline, SinglePaymentLimit};
 use corridor_fx::{CurrencyPair, ProviderRate, RateBook};
+use corridor_ledger_adapters::remote::RemoteLedger;
 use corridor_ledger_adapters::{InMemoryLedger, Ledger, LedgerDescription};
 use corridor_schemas::{AccountName, Address, Currency, Jurisdiction, LedgerId, Money, ParticipantId};
 use rust_decimal::Decimal;
@@ -64,51 +66,115 @@ pub struct Network {
     pub embedded_ledgers: Vec<Arc<InMemoryLedger>>,
 }
 
+/// The accounts each ledger must start with: every configured account with its opening balance
+/// (zero opens it empty), and the fee accounts.
+fn opening_balances(config: &Config) -> Result<HashMap<LedgerId, Vec<(AccountName, i64)>>, ConfigError> {
+    let mut opening: HashMap<LedgerId, Vec<(AccountName, i64)>> = HashMap::new();
+    for (index, participant) in config.participants.iter().enumerate() {
+        for (account_index, account) in participant.accounts.iter().enumerate() {
+            let key = format!("participants[{index}].accounts[{account_index}]");
+            let currency = config
+                .ledger(&account.address.ledger)
+                .map(|ledger| ledger.currency)
+                .ok_or_else(|| ConfigError { key: key.clone(), reason: "no such ledger".into() })?;
+            let minor = match account.opening_balance {
+                Some(balance) if balance > Decimal::ZERO => Money::from_decimal(balance, currency)
+                    .map_err(|error| ConfigError { key: format!("{key}.opening_balance"), reason: error.to_string() })?
+                    .minor_units(),
+                _ => 0,
+            };
+            opening.entry(account.address.ledger.clone()).or_default().push((account.address.account.clone(), minor));
+        }
+    }
+    for fee in &config.fees {
+        let account = fee.account.clone().unwrap_or_else(|| default_fee_account(&fee.from_ledger));
+        let accounts = opening.entry(account.ledger.clone()).or_default();
+        if !accounts.iter().any(|(name, _)| name == &account.account) {
+            accounts.push((account.account, 0));
+        }
+    }
+    Ok(opening)
+}
+
+fn description_of(ledger: &crate::config::LedgerConfig) -> LedgerDescription {
+    LedgerDescription {
+        ledger: ledger.id.clone(),
+        currency: ledger.currency,
+        jurisdiction: ledger.jurisdiction.clone(),
+    }
+}
+
 impl Network {
-    /// Builds the embedded network: one in-memory ledger per configured ledger, opening balances
-    /// issued, fee accounts opened.
+    /// The embedded network of tests and the demo: one in-memory, non-durable ledger per
+    /// configured ledger (remote endpoints are ignored), opening balances issued.
     pub fn embedded(config: &Config, rate_source: &str) -> Result<Self, ConfigError> {
         config.validate()?;
+        let opening = opening_balances(config)?;
         let mut ledgers = HashMap::new();
         let mut embedded_ledgers = Vec::new();
         for ledger_config in &config.ledgers {
-            let description = LedgerDescription {
-                ledger: ledger_config.id.clone(),
-                currency: ledger_config.currency,
-                jurisdiction: ledger_config.jurisdiction.clone(),
-            };
+            let description = description_of(ledger_config);
             let ledger = Arc::new(InMemoryLedger::new(description.clone()));
+            for (account, minor) in opening.get(&ledger_config.id).into_iter().flatten() {
+                if *minor > 0 {
+                    ledger.issue(account.clone(), *minor).map_err(|error| ConfigError {
+                        key: format!("opening balance of {}/{account}", ledger_config.id),
+                        reason: error.to_string(),
+                    })?;
+                } else {
+                    ledger.open_account(account.clone());
+                }
+            }
             embedded_ledgers.push(Arc::clone(&ledger));
             ledgers.insert(ledger_config.id.clone(), LedgerHandle { description, ledger });
         }
-        let in_memory =
-            |ledger: &LedgerId| embedded_ledgers.iter().find(|l| &l.description().ledger == ledger).cloned();
+        Self::assemble(config, rate_source, ledgers, embedded_ledgers)
+    }
 
+    /// The network `corridor serve` runs: a ledger with an `endpoint` is reached over the ledger
+    /// protocol (its node funds its own accounts); any other is in-process, kept durable in an
+    /// operation log under `ledger_logs` (opening balances issued once, when the log is new).
+    pub async fn build(config: &Config, rate_source: &str, ledger_logs: &Path) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let opening = opening_balances(config)?;
+        let mut ledgers = HashMap::new();
+        let mut embedded_ledgers = Vec::new();
+        for (index, ledger_config) in config.ledgers.iter().enumerate() {
+            let description = description_of(ledger_config);
+            let failed = |reason: String| ConfigError { key: format!("ledgers[{index}]"), reason };
+            let ledger: Arc<dyn Ledger> = match &ledger_config.endpoint {
+                Some(endpoint) => Arc::new(
+                    RemoteLedger::connect_lazy(endpoint).map_err(|error| failed(format!("endpoint: {error}")))?,
+                ),
+                None => {
+                    let path = ledger_logs.join(format!("{}.log", ledger_config.id));
+                    let accounts = opening.get(&ledger_config.id).cloned().unwrap_or_default();
+                    let ledger = InMemoryLedger::open_durable(&path, description.clone(), &accounts)
+                        .await
+                        .map_err(|error| failed(format!("cannot open {}: {error}", path.display())))?;
+                    let ledger = Arc::new(ledger);
+                    embedded_ledgers.push(Arc::clone(&ledger));
+                    ledger
+                }
+            };
+            ledgers.insert(ledger_config.id.clone(), LedgerHandle { description, ledger });
+        }
+        Self::assemble(config, rate_source, ledgers, embedded_ledgers)
+    }
+
+    /// Everything but the ledgers: participants, providers, rates, fees, hooks.
+    fn assemble(
+        config: &Config,
+        rate_source: &str,
+        ledgers: HashMap<LedgerId, LedgerHandle>,
+        embedded_ledgers: Vec<Arc<InMemoryLedger>>,
+    ) -> Result<Self, ConfigError> {
         let mut participants = HashMap::new();
         let mut providers = HashMap::new();
-        for (index, participant_config) in config.participants.iter().enumerate() {
+        for participant_config in &config.participants {
             let mut accounts = HashSet::new();
             let mut provider_accounts = HashMap::new();
-            for (account_index, account) in participant_config.accounts.iter().enumerate() {
-                let ledger = in_memory(&account.address.ledger).ok_or_else(|| ConfigError {
-                    key: format!("participants[{index}].accounts[{account_index}]"),
-                    reason: "no such ledger".into(),
-                })?;
-                match account.opening_balance {
-                    Some(balance) if balance > Decimal::ZERO => {
-                        let money = Money::from_decimal(balance, ledger.currency()).map_err(|error| ConfigError {
-                            key: format!("participants[{index}].accounts[{account_index}].opening_balance"),
-                            reason: error.to_string(),
-                        })?;
-                        ledger.issue(account.address.account.clone(), money.minor_units()).map_err(|error| {
-                            ConfigError {
-                                key: format!("participants[{index}].accounts[{account_index}].opening_balance"),
-                                reason: error.to_string(),
-                            }
-                        })?;
-                    }
-                    _ => ledger.open_account(account.address.account.clone()),
-                }
+            for account in &participant_config.accounts {
                 provider_accounts.insert(account.address.ledger.clone(), account.address.account.clone());
                 accounts.insert(account.address.clone());
             }
@@ -140,9 +206,6 @@ impl Network {
         for fee in &config.fees {
             let currency = ledgers[&fee.from_ledger].description.currency;
             let account = fee.account.clone().unwrap_or_else(|| default_fee_account(&fee.from_ledger));
-            if let Some(ledger) = in_memory(&account.ledger) {
-                ledger.open_account(account.account.clone());
-            }
             let fixed_minor = minor_units_of(fee.fixed, currency);
             fees.insert(
                 (fee.from_ledger.clone(), fee.to_ledger.clone()),

@@ -3,10 +3,12 @@
 
 use std::time::SystemTime;
 
-use corridor_compliance::Screening;
+use corridor_compliance::{Decision, Outcome, Screening};
 use corridor_fx::Conversion;
 use corridor_ledger_adapters::{Posting, Refusal};
-use corridor_schemas::{Address, LedgerId, Money, PaymentId, PaymentInstruction, PaymentStatus};
+use corridor_schemas::money::{format_minor_units, parse_signed_minor_units};
+use corridor_schemas::wire::v1 as wire;
+use corridor_schemas::{AccountName, Address, Currency, LedgerId, Money, PaymentId, PaymentInstruction, PaymentStatus};
 
 /// Why a payment was rejected or failed: a stable code and a sentence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,4 +96,144 @@ impl PaymentRecord {
             timings: Timings { received_at: Some(received_at), ..Timings::default() },
         }
     }
+}
+
+fn timestamp(time: Option<SystemTime>) -> Option<prost_types::Timestamp> {
+    time.map(prost_types::Timestamp::from)
+}
+
+fn reason(code: &str, message: &str) -> wire::Reason {
+    wire::Reason { code: code.to_owned(), message: message.to_owned() }
+}
+
+fn posting_to_wire(posting: &Posting) -> wire::Posting {
+    wire::Posting {
+        account: posting.account.to_string(),
+        currency: posting.currency.code().to_owned(),
+        amount: format_minor_units(posting.amount_minor, posting.currency),
+    }
+}
+
+fn conversion_to_wire(conversion: &Conversion) -> wire::FxConversion {
+    wire::FxConversion {
+        provider_id: conversion.provider.to_string(),
+        pair: conversion.pair.to_string(),
+        rate: conversion.rate().to_string(),
+        rate_source: conversion.rate_source.clone(),
+        rate_as_of: timestamp(Some(conversion.rate_as_of)),
+    }
+}
+
+impl PaymentRecord {
+    /// The receipt of a payment as integrators see it, and as it is stored.
+    pub fn to_wire(&self) -> wire::Payment {
+        let record = self;
+        let instruction = &record.instruction;
+        let legs = record
+            .legs
+            .iter()
+            .map(|leg| wire::Leg {
+                ledger_id: leg.ledger.to_string(),
+                postings: leg.postings.iter().map(posting_to_wire).collect(),
+                state: match leg.state {
+                    LegState::NotSent => wire::LegState::NotSent,
+                    LegState::Prepared => wire::LegState::Prepared,
+                    LegState::InDoubt => wire::LegState::InDoubt,
+                    LegState::Committed => wire::LegState::Committed,
+                    LegState::Aborted => wire::LegState::Aborted,
+                    LegState::Refused => wire::LegState::Refused,
+                } as i32,
+                refusal: leg.refusal.as_ref().map(|refusal| reason(refusal.code.as_str(), &refusal.message)),
+            })
+            .collect();
+        let compliance = record
+            .screening
+            .decisions
+            .iter()
+            .map(|decision| {
+                let (outcome, why) = match &decision.decision {
+                    Decision::Allow => (Outcome::Allow, None),
+                    Decision::Deny(why) => (Outcome::Deny, Some(why)),
+                    Decision::Hold(why) => (Outcome::Hold, Some(why)),
+                };
+                wire::ComplianceDecision {
+                    jurisdiction: decision.jurisdiction.to_string(),
+                    hook: decision.hook.to_owned(),
+                    outcome: match outcome {
+                        Outcome::Allow => wire::ComplianceOutcome::Allow,
+                        Outcome::Deny => wire::ComplianceOutcome::Deny,
+                        Outcome::Hold => wire::ComplianceOutcome::Hold,
+                    } as i32,
+                    reason: why.map(|why| reason(why.code, &why.message)),
+                }
+            })
+            .collect();
+        wire::Payment {
+            payment_id: record.id.to_string(),
+            participant_id: instruction.participant.to_string(),
+            idempotency_key: instruction.idempotency_key.to_string(),
+            payer: instruction.payer.to_string(),
+            payee: instruction.payee.to_string(),
+            status: wire::PaymentStatus::from(record.status) as i32,
+            reason: record.reason.as_ref().map(|why| reason(&why.code, &why.message)),
+            send_amount: record.send.map(wire::Money::from),
+            receive_amount: record.receive.map(wire::Money::from),
+            fx: record.conversion.as_ref().map(conversion_to_wire),
+            fees: record
+                .fees
+                .iter()
+                .map(|fee| wire::Fee {
+                    kind: "NETWORK".into(),
+                    amount: Some(fee.amount.into()),
+                    account: fee.account.to_string(),
+                })
+                .collect(),
+            route: record.route.iter().map(ToString::to_string).collect(),
+            legs,
+            compliance,
+            timings: Some(wire::Timings {
+                received_at: timestamp(record.timings.received_at),
+                finished_at: timestamp(record.timings.finished_at),
+                route_us: record.timings.route_us,
+                compliance_us: record.timings.compliance_us,
+                prepare_us: record.timings.prepare_us,
+                commit_us: record.timings.commit_us,
+                total_us: record.timings.total_us,
+            }),
+            fixed_side: wire::FixedSide::from(instruction.fixed_side) as i32,
+            reference: instruction.reference.clone(),
+        }
+    }
+}
+
+/// The legs of a stored payment, back as ledger postings: what recovery re-sends decisions for.
+pub fn legs_from_wire(legs: &[wire::Leg]) -> Result<Vec<Leg>, String> {
+    legs.iter()
+        .map(|leg| {
+            let ledger = LedgerId::new(leg.ledger_id.clone()).map_err(|error| format!("leg ledger: {error}"))?;
+            let postings = leg
+                .postings
+                .iter()
+                .map(|posting| {
+                    let currency = Currency::from_code(&posting.currency).map_err(|error| error.to_string())?;
+                    Ok(Posting {
+                        account: AccountName::new(posting.account.clone()).map_err(|error| error.to_string())?,
+                        currency,
+                        amount_minor: parse_signed_minor_units(&posting.amount, currency)
+                            .map_err(|error| error.to_string())?,
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            let state = match wire::LegState::try_from(leg.state) {
+                Ok(wire::LegState::Prepared) => LegState::Prepared,
+                Ok(wire::LegState::Committed) => LegState::Committed,
+                Ok(wire::LegState::Aborted) => LegState::Aborted,
+                Ok(wire::LegState::Refused) => LegState::Refused,
+                Ok(wire::LegState::InDoubt) => LegState::InDoubt,
+                // Journaled before the votes: the ledger may or may not hold it.
+                _ => LegState::InDoubt,
+            };
+            Ok(Leg { ledger, postings, state, refusal: None })
+        })
+        .collect()
 }

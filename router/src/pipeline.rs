@@ -1,10 +1,12 @@
 //! The payment pipeline: check against the network → claim the idempotency key → route and price
-//! → compliance → two-phase commit → final record.
+//! → compliance → journal → two-phase commit → final receipt.
 //!
 //! Errors that mean the instruction itself is wrong (unknown ledger, currency that does not match
 //! the ledger, an account the participant does not own) are returned as [`SubmitError`] and leave
 //! no trace. Once the key is claimed, every outcome is a stored payment: a refusal is a `Rejected`
-//! payment with a reason code, so a retry of the same key gets the same answer.
+//! payment with a reason code, so a retry of the same key gets the same answer, also after a
+//! restart. Every store write is durable before the next step, and the final receipt is durable
+//! before the answer is given.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,15 +14,17 @@ use std::time::{Duration, Instant};
 
 use corridor_compliance::{Outcome, Subject};
 use corridor_ledger_adapters::{Ledger, TransactionId};
+use corridor_schemas::wire::v1 as wire;
 use corridor_schemas::{FieldError, FixedSide, Jurisdiction, LedgerId, PaymentId, PaymentInstruction, PaymentStatus};
+use prost::Message;
 use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
 use crate::network::Network;
 use crate::payment::{PaymentReason, PaymentRecord};
-use crate::route;
-use crate::settlement::{Coordinator, Settlement, elapsed_us};
-use crate::store::{Claim, PaymentStore};
+use crate::settlement::{Coordinator, Decision, Settlement, elapsed_us};
+use crate::storage::{Fingerprint, KeyClaim, Storage, StorageError};
+use crate::{recovery, route};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -32,15 +36,40 @@ pub enum SubmitError {
     KeyReused(PaymentId),
     #[error("{0}")]
     Overloaded(String),
+    /// The store could not be reached; the payment may or may not have been recorded, and a retry
+    /// with the same key is safe.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<StorageError> for SubmitError {
+    fn from(error: StorageError) -> Self {
+        SubmitError::Unavailable(format!("{error}; retrying with the same idempotency key is safe"))
+    }
 }
 
 pub struct Router {
     network: Arc<Network>,
-    coordinator: Coordinator,
-    store: PaymentStore,
+    coordinator: Arc<Coordinator>,
+    storage: Storage,
     in_flight: Semaphore,
     in_flight_max: usize,
+    /// Payments this process is running now, so a retry can tell "still running here" from "its
+    /// first attempt died before storing anything" (then the retry runs it, under the same id).
+    running: std::sync::Mutex<std::collections::HashSet<PaymentId>>,
     clock: Arc<dyn Clock>,
+}
+
+/// Removes a payment from the running set when its run ends, however it ends.
+struct Running<'a> {
+    router: &'a Router,
+    payment: PaymentId,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.router.running_set().remove(&self.payment);
+    }
 }
 
 pub struct RouterSettings {
@@ -49,49 +78,98 @@ pub struct RouterSettings {
     pub in_flight_max: usize,
 }
 
+/// How long a retry waits for the first submission of its key to finish before giving up.
+const REPLAY_WAIT_MAX: Duration = Duration::from_secs(30);
+const REPLAY_POLL_INITIAL: Duration = Duration::from_millis(2);
+const REPLAY_POLL_MAX: Duration = Duration::from_millis(200);
+
+/// SHA-256 of the instruction's canonical protobuf encoding.
+pub fn fingerprint(instruction: &PaymentInstruction) -> Fingerprint {
+    let encoded = wire::PaymentInstruction::from(instruction).encode_to_vec();
+    let digest = ring::digest::digest(&ring::digest::SHA256, &encoded);
+    let mut fingerprint = [0; 32];
+    fingerprint.copy_from_slice(digest.as_ref());
+    fingerprint
+}
+
 impl Router {
-    pub fn new(network: Arc<Network>, settings: RouterSettings, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(network: Arc<Network>, storage: Storage, settings: RouterSettings, clock: Arc<dyn Clock>) -> Self {
         let ledgers: HashMap<LedgerId, Arc<dyn Ledger>> =
             network.ledgers.iter().map(|(id, handle)| (id.clone(), Arc::clone(&handle.ledger))).collect();
         Self {
-            coordinator: Coordinator::new(ledgers, settings.prepare_timeout, settings.decision_attempts_max),
+            coordinator: Arc::new(Coordinator::new(ledgers, settings.prepare_timeout, settings.decision_attempts_max)),
             network,
-            store: PaymentStore::default(),
+            storage,
             in_flight: Semaphore::new(settings.in_flight_max),
             in_flight_max: settings.in_flight_max,
+            running: std::sync::Mutex::default(),
             clock,
         }
+    }
+
+    fn running_set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<PaymentId>> {
+        self.running.lock().expect("running-set lock poisoned by an earlier panic")
+    }
+
+    /// Marks `payment` as running here; `None` if it already is.
+    fn start_running(&self, payment: PaymentId) -> Option<Running<'_>> {
+        // Release the lock before building the guard: dropping a guard takes the lock again.
+        let inserted = self.running_set().insert(payment);
+        if inserted { Some(Running { router: self, payment }) } else { None }
     }
 
     pub fn network(&self) -> &Network {
         &self.network
     }
 
-    pub fn payments(&self) -> &PaymentStore {
-        &self.store
+    pub fn storage(&self) -> &Storage {
+        &self.storage
     }
 
-    /// Runs one instruction through the pipeline and returns its final record.
-    pub async fn submit(&self, instruction: PaymentInstruction) -> Result<Arc<PaymentRecord>, SubmitError> {
+    pub fn coordinator(&self) -> &Arc<Coordinator> {
+        &self.coordinator
+    }
+
+    /// Runs one instruction through the pipeline and returns its final receipt.
+    pub async fn submit(&self, instruction: PaymentInstruction) -> Result<wire::Payment, SubmitError> {
         let started = Instant::now();
         self.check_against_network(&instruction)?;
         let _permit = self.in_flight.try_acquire().map_err(|_| {
             SubmitError::Overloaded(format!("{} payments are already in flight; retry later", self.in_flight_max))
         })?;
 
-        let mut record = PaymentRecord::pending(PaymentId::generate(), instruction, self.clock.now());
-        let finished = match self.store.claim(record.clone()).await {
-            Claim::New(finished) => finished,
-            Claim::Replay(first) => return Ok(first),
-            Claim::Conflict(payment) => return Err(SubmitError::KeyReused(payment)),
-        };
+        let claim = KeyClaim { fingerprint: fingerprint(&instruction), payment: PaymentId::generate() };
+        // Mark it running before the claim is visible, so a concurrent retry waits for it.
+        let running = self.start_running(claim.payment);
+        match self.storage.keys.claim(&instruction.participant, &instruction.idempotency_key, claim).await? {
+            None => {}
+            Some(existing) if existing.fingerprint != claim.fingerprint => {
+                return Err(SubmitError::KeyReused(existing.payment));
+            }
+            Some(existing) => {
+                drop(running);
+                return self.wait_until_final(existing.payment, instruction, started).await;
+            }
+        }
+        self.run(claim.payment, instruction, started).await
+    }
+
+    /// Runs a payment whose key is claimed for `payment`, from its first stored receipt on.
+    async fn run(
+        &self,
+        payment: PaymentId,
+        instruction: PaymentInstruction,
+        started: Instant,
+    ) -> Result<wire::Payment, SubmitError> {
+        let mut record = PaymentRecord::pending(payment, instruction, self.clock.now());
+        self.storage.payments.save(&record.to_wire()).await?;
 
         let route_started = Instant::now();
         let plan = route::plan(&self.network, &record.instruction);
         record.timings.route_us = elapsed_us(route_started);
         let plan = match plan {
             Ok(plan) => plan,
-            Err(reason) => return Ok(self.finish(record, PaymentStatus::Rejected, Some(reason), started, finished)),
+            Err(reason) => return self.finish(record, PaymentStatus::Rejected, Some(reason), started).await,
         };
         record.send = Some(plan.send);
         record.receive = Some(plan.receive);
@@ -124,35 +202,96 @@ impl Router {
         if let Some(reason) = objection {
             // Holds are refused for now: there is no review queue yet, and funds are never held
             // while a payment waits for review.
-            return Ok(self.finish(record, PaymentStatus::Rejected, Some(reason), started, finished));
+            return self.finish(record, PaymentStatus::Rejected, Some(reason), started).await;
         }
 
-        let (settlement, timings) = self.coordinator.settle(TransactionId::from(record.id), &mut record.legs).await;
+        // From here a ledger may hold money for this payment: journal it first.
+        self.storage.journal.begin(&record.to_wire()).await?;
+        let transaction = TransactionId::from(record.id);
+        let (settlement, timings) =
+            self.coordinator.settle(transaction, &mut record.legs, self.storage.journal.as_ref()).await;
         record.timings.prepare_us = timings.prepare_us;
         record.timings.commit_us = timings.commit_us;
-        let (status, reason) = match settlement {
-            Settlement::Committed => (PaymentStatus::Settled, None),
-            Settlement::CommitUndelivered(reason) => (PaymentStatus::Pending, Some(reason)),
-            Settlement::Refused(reason) => (PaymentStatus::Rejected, Some(reason)),
-            Settlement::Failed(reason) => (PaymentStatus::Failed, Some(reason)),
+        let (status, reason, finished) = match settlement {
+            Settlement::Committed => (PaymentStatus::Settled, None, true),
+            Settlement::CommitUndelivered(reason) => (PaymentStatus::Pending, Some(reason), false),
+            Settlement::Refused(reason) => (PaymentStatus::Rejected, Some(reason), true),
+            Settlement::Failed(reason) => (PaymentStatus::Failed, Some(reason), true),
         };
-        Ok(self.finish(record, status, reason, started, finished))
+        let aborted_cleanly = record
+            .legs
+            .iter()
+            .all(|leg| !matches!(leg.state, crate::payment::LegState::Prepared | crate::payment::LegState::InDoubt));
+        let receipt = self.finish(record, status, reason, started).await?;
+        if finished && (status == PaymentStatus::Settled || aborted_cleanly) {
+            // Not awaited: the receipt is durable and the ledgers have their decision; a finish
+            // lost in a crash only makes recovery re-send a decision the ledgers already have.
+            let journal = Arc::clone(&self.storage.journal);
+            let payment = transaction.payment_id();
+            tokio::spawn(async move {
+                if let Err(error) = journal.finish(payment).await {
+                    tracing::warn!(%payment, %error, "journal finish failed; recovery will complete it");
+                }
+            });
+        } else if status == PaymentStatus::Pending {
+            // Decided commit, some ledger unreachable: keep delivering in the background.
+            recovery::redrive(self.storage.clone(), Arc::clone(&self.coordinator), receipt.clone(), Decision::Commit);
+        } else {
+            // Aborted, but some ledger did not hear it: its hold stays until it does.
+            recovery::redrive(self.storage.clone(), Arc::clone(&self.coordinator), receipt.clone(), Decision::Abort);
+        }
+        Ok(receipt)
     }
 
-    fn finish(
+    async fn finish(
         &self,
         mut record: PaymentRecord,
         status: PaymentStatus,
         reason: Option<PaymentReason>,
         started: Instant,
-        finished: tokio::sync::watch::Sender<bool>,
-    ) -> Arc<PaymentRecord> {
+    ) -> Result<wire::Payment, SubmitError> {
         record.status = status;
         record.reason = reason;
         record.timings.finished_at = Some(self.clock.now());
         record.timings.total_us = elapsed_us(started);
         tracing::debug!(payment = %record.id, ?status, reason = ?record.reason, "payment finished");
-        self.store.finish(record, finished)
+        let receipt = record.to_wire();
+        self.storage.payments.save(&receipt).await?;
+        Ok(receipt)
+    }
+
+    /// A retry of a key whose first submission may still be running (here or, with shared
+    /// storage, on another router): wait for its final receipt, polling with backoff, for a
+    /// bounded time. If no receipt was ever stored and nothing runs it here, its first attempt died
+    /// before any ledger could have heard of it: run it now, under the same payment id (ledgers
+    /// and the journal are idempotent per id, so even a duplicate run cannot settle it twice).
+    async fn wait_until_final(
+        &self,
+        payment: PaymentId,
+        instruction: PaymentInstruction,
+        started: Instant,
+    ) -> Result<wire::Payment, SubmitError> {
+        let deadline = Instant::now() + REPLAY_WAIT_MAX;
+        let mut poll = REPLAY_POLL_INITIAL;
+        loop {
+            match self.storage.payments.get(payment).await? {
+                Some(receipt) if receipt.status != wire::PaymentStatus::Pending as i32 => return Ok(receipt),
+                Some(_) => {}
+                None => {
+                    if let Some(_running) = self.start_running(payment) {
+                        tracing::warn!(%payment, "adopting a payment whose first attempt stored nothing");
+                        return self.run(payment, instruction, started).await;
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(SubmitError::Unavailable(format!(
+                    "payment {payment} for this idempotency key is still being settled; retry later"
+                )));
+            }
+            tokio::time::sleep(poll).await;
+            poll = (poll * 2).min(REPLAY_POLL_MAX);
+        }
     }
 
     /// What can be checked from the instruction and the network alone, before anything is stored.

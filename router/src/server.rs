@@ -1,5 +1,6 @@
-//! The gRPC server: the payment API, the standard health service and server reflection (so
-//! `grpcurl` works without .proto files), on a listener the caller chooses.
+//! The gRPC server: the payment API, the ledger-facing TransactionCoordinator API, the standard
+//! health service and server reflection (so `grpcurl` works without .proto files), on a listener
+//! the caller chooses.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,12 +8,14 @@ use std::time::Duration;
 
 use corridor_schemas::wire::FILE_DESCRIPTOR_SET;
 use corridor_schemas::wire::v1::payment_service_server::PaymentServiceServer;
+use corridor_schemas::wire::v1::transaction_coordinator_server::TransactionCoordinatorServer;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
 use crate::api::PaymentApi;
+use crate::coordinator_api::CoordinatorApi;
 use crate::pipeline::Router;
 
 /// Largest request the payment API decodes. An instruction is a few hundred bytes.
@@ -55,10 +58,13 @@ pub async fn start(router: Arc<Router>, listen: SocketAddr) -> anyhow::Result<Ru
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .with_service_name("corridor.v1.PaymentService")
+            .with_service_name("corridor.v1.TransactionCoordinator")
             .with_service_name("grpc.health.v1.Health")
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
+    let coordinator = TransactionCoordinatorServer::new(CoordinatorApi::new(Arc::clone(&router.storage().journal)))
+        .max_decoding_message_size(REQUEST_BYTES_MAX);
     let payments = PaymentServiceServer::new(PaymentApi::new(router)).max_decoding_message_size(REQUEST_BYTES_MAX);
 
     let (shutdown, shutdown_signal) = oneshot::channel::<()>();
@@ -69,6 +75,7 @@ pub async fn start(router: Arc<Router>, listen: SocketAddr) -> anyhow::Result<Ru
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(payments)
+        .add_service(coordinator)
         .serve_with_incoming_shutdown(incoming, async {
             let _either_way = shutdown_signal.await;
         });

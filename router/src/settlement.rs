@@ -1,15 +1,19 @@
 //! The two-phase-commit coordinator (presumed abort).
 //!
-//! 1. PREPARE every leg on its ledger at once, each bounded by the prepare timeout.
-//! 2. All voted yes: the decision is COMMIT (this is the point where the durable journal records
-//!    it before any ledger hears it); then COMMIT is delivered to every ledger, retried with
-//!    backoff. A decided commit is never turned into an abort.
+//! 0. (The pipeline has journaled the payment and its legs before calling in: after a crash,
+//!    recovery knows which ledgers may hold it.)
+//! 1. PREPARE every leg on its ledger at once, each bounded by the prepare timeout and carrying
+//!    that deadline.
+//! 2. All voted yes: the journal records COMMIT, durably, before any ledger hears it. The journal
+//!    decides first-writer-wins: if a ledger asked for the outcome first (ResolveTransaction), the
+//!    standing decision is ABORT and the coordinator obeys it. Then the decision is delivered to
+//!    every ledger, retried with capped backoff. A decided commit is never turned into an abort.
 //! 3. Otherwise: ABORT every leg that voted yes or whose vote is unknown (timeout, error); a leg
 //!    that voted no holds nothing. Aborting a transaction the ledger never saw is harmless.
+//!    Nothing is journaled for an abort: presumed abort.
 //!
 //! The coordinator talks to ledgers only through the [`Ledger`] trait and never looks at balances.
 //! It does not retry a prepare: a payment whose votes do not all arrive in time is aborted.
-//! Not built yet: the durable journal and recovery after a crash.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +24,7 @@ use corridor_schemas::LedgerId;
 use futures::future::join_all;
 
 use crate::payment::{Leg, LegState, PaymentReason};
+use crate::storage::{Decision as JournalDecision, Journal};
 
 /// How one settlement ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +36,8 @@ pub enum Settlement {
     CommitUndelivered(PaymentReason),
     /// A ledger voted no; every other leg was released.
     Refused(PaymentReason),
-    /// A vote did not arrive (timeout or ledger error); every leg was released.
+    /// A vote did not arrive (timeout or ledger error), or the decision could not be recorded;
+    /// every leg was released.
     Failed(PaymentReason),
 }
 
@@ -39,6 +45,13 @@ pub enum Settlement {
 pub struct SettlementTimings {
     pub prepare_us: u64,
     pub commit_us: u64,
+}
+
+/// What the coordinator tells a ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Commit,
+    Abort,
 }
 
 pub struct Coordinator {
@@ -61,7 +74,12 @@ impl Coordinator {
     }
 
     /// Settles `legs` atomically under transaction id `transaction`, updating each leg's state.
-    pub async fn settle(&self, transaction: TransactionId, legs: &mut [Leg]) -> (Settlement, SettlementTimings) {
+    pub async fn settle(
+        &self,
+        transaction: TransactionId,
+        legs: &mut [Leg],
+        journal: &dyn Journal,
+    ) -> (Settlement, SettlementTimings) {
         let mut timings = SettlementTimings::default();
         let started = Instant::now();
         let votes = join_all(legs.iter().map(|leg| self.prepare(transaction, leg))).await;
@@ -95,47 +113,77 @@ impl Coordinator {
         }
 
         let started = Instant::now();
+        let objection = match objection {
+            Some(objection) => Some(objection),
+            // Decision point: COMMIT is durable in the journal before any ledger is told.
+            None => match journal.decide(transaction.payment_id(), JournalDecision::Commit).await {
+                Ok(JournalDecision::Commit) => None,
+                Ok(JournalDecision::Abort) => Some(Settlement::Failed(PaymentReason::new(
+                    "ABORTED_BY_COORDINATOR",
+                    "a ledger asked for the outcome before the votes were in; the payment was aborted",
+                ))),
+                Err(error) => Some(Settlement::Failed(PaymentReason::new(
+                    "JOURNAL_UNAVAILABLE",
+                    format!("the commit decision could not be recorded, so the payment was aborted: {error}"),
+                ))),
+            },
+        };
         let settlement = match objection {
-            None => {
-                // Decision point: COMMIT. The journal write goes here, before any ledger is told.
-                let acks = join_all(legs.iter().map(|leg| self.deliver(transaction, leg, Decision::Commit))).await;
-                let mut undelivered = None;
-                for (leg, ack) in legs.iter_mut().zip(acks) {
-                    match ack {
-                        Ok(()) => leg.state = LegState::Committed,
-                        Err(error) => {
-                            undelivered.get_or_insert_with(|| {
-                                PaymentReason::new("COMMIT_UNDELIVERED", format!("{}: {error}", leg.ledger))
-                            });
-                        }
-                    }
-                }
-                undelivered.map_or(Settlement::Committed, Settlement::CommitUndelivered)
-            }
+            None => match self.complete(transaction, legs, Decision::Commit).await {
+                None => Settlement::Committed,
+                Some(reason) => Settlement::CommitUndelivered(reason),
+            },
             Some(objection) => {
-                let to_abort: Vec<usize> = legs
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, leg)| matches!(leg.state, LegState::Prepared | LegState::InDoubt))
-                    .map(|(index, _)| index)
-                    .collect();
-                let acks =
-                    join_all(to_abort.iter().map(|index| self.deliver(transaction, &legs[*index], Decision::Abort)))
-                        .await;
-                for (index, ack) in to_abort.into_iter().zip(acks) {
-                    match ack {
-                        Ok(()) => legs[index].state = LegState::Aborted,
-                        // The hold stays until the ledger hears the abort; recovery re-sends it.
-                        Err(error) => {
-                            tracing::error!(%transaction, ledger = %legs[index].ledger, %error, "abort undelivered")
-                        }
-                    }
+                if let Some(reason) = self.complete(transaction, legs, Decision::Abort).await {
+                    // The holds stay until the ledger hears the abort: it asks, or recovery resends.
+                    tracing::error!(%transaction, reason = %reason.message, "abort undelivered");
                 }
                 objection
             }
         };
         timings.commit_us = elapsed_us(started);
         (settlement, timings)
+    }
+
+    /// Delivers a decision to every leg that may hold the transaction, retrying each with backoff,
+    /// and records each leg's new state. `None` when every ledger acknowledged; otherwise the
+    /// first failure (those legs keep their state: the decision must be delivered again later).
+    pub async fn complete(
+        &self,
+        transaction: TransactionId,
+        legs: &mut [Leg],
+        decision: Decision,
+    ) -> Option<PaymentReason> {
+        let targets: Vec<usize> = legs
+            .iter()
+            .enumerate()
+            .filter(|(_, leg)| match decision {
+                Decision::Commit => leg.state != LegState::Committed,
+                Decision::Abort => matches!(leg.state, LegState::Prepared | LegState::InDoubt),
+            })
+            .map(|(index, _)| index)
+            .collect();
+        let acks = join_all(targets.iter().map(|index| self.deliver(transaction, &legs[*index], decision))).await;
+        let mut undelivered = None;
+        for (index, ack) in targets.into_iter().zip(acks) {
+            match ack {
+                Ok(()) => {
+                    legs[index].state = match decision {
+                        Decision::Commit => LegState::Committed,
+                        Decision::Abort => LegState::Aborted,
+                    }
+                }
+                Err(error) => {
+                    let code = match decision {
+                        Decision::Commit => "COMMIT_UNDELIVERED",
+                        Decision::Abort => "ABORT_UNDELIVERED",
+                    };
+                    undelivered
+                        .get_or_insert_with(|| PaymentReason::new(code, format!("{}: {error}", legs[index].ledger)));
+                }
+            }
+        }
+        undelivered
     }
 
     async fn prepare(&self, transaction: TransactionId, leg: &Leg) -> Result<Vote, LedgerError> {
@@ -179,12 +227,6 @@ impl Coordinator {
     fn ledger(&self, ledger: &LedgerId) -> Result<&Arc<dyn Ledger>, LedgerError> {
         self.ledgers.get(ledger).ok_or_else(|| LedgerError::Unavailable(format!("ledger {ledger} is not connected")))
     }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Decision {
-    Commit,
-    Abort,
 }
 
 pub(crate) fn elapsed_us(since: Instant) -> u64 {

@@ -67,6 +67,7 @@ struct Server {
     child: Child,
     endpoint: String,
     _config: TempFile,
+    _data: TempDirectory,
 }
 
 impl Drop for Server {
@@ -78,6 +79,14 @@ impl Drop for Server {
 
 struct TempFile(PathBuf);
 
+struct TempDirectory(PathBuf);
+
+impl Drop for TempDirectory {
+    fn drop(&mut self) {
+        let _already_gone = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 impl Drop for TempFile {
     fn drop(&mut self) {
         let _already_gone = std::fs::remove_file(&self.0);
@@ -88,9 +97,18 @@ fn start_server(test: &str) -> Server {
     let path = std::env::temp_dir().join(format!("corridor-grpc-test-{test}-{}.toml", std::process::id()));
     std::fs::write(&path, NETWORK).unwrap();
     let config = TempFile(path);
+    let data =
+        TempDirectory(std::env::temp_dir().join(format!("corridor-grpc-test-{test}-{}-data", std::process::id())));
+    spawn_server(config, data)
+}
+
+/// Starts `corridor serve` on a config and data directory (which may hold an earlier run's state).
+fn spawn_server(config: TempFile, data: TempDirectory) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_corridor"))
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config.0)
+        .arg("--data-dir")
+        .arg(&data.0)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -101,7 +119,7 @@ fn start_server(test: &str) -> Server {
     BufReader::new(stdout).read_line(&mut line).unwrap();
     let address =
         line.trim().strip_prefix("corridor listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    Server { child, endpoint: format!("http://{address}"), _config: config }
+    Server { child, endpoint: format!("http://{address}"), _config: config, _data: data }
 }
 
 async fn client(server: &Server) -> PaymentServiceClient<Channel> {
@@ -292,6 +310,46 @@ async fn list_pages_through_every_payment_in_order() {
         page_token = page.next_page_token;
     }
     assert_eq!(seen, submitted);
+}
+
+/// SIGKILL the server, start it again on the same files: receipts, keys and balances are all there.
+#[tokio::test]
+async fn receipts_keys_and_balances_survive_a_killed_router() {
+    let mut server = start_server("restart");
+    let mut client = client(&server).await;
+    let first = instruction("before-crash", "e-hkd/bank-hk.alice", "e-cny/bank-cn.wei", "HKD", "400.00");
+    let settled = submit(&mut client, first.clone()).await.unwrap();
+    assert_eq!(status_of(&settled), wire::PaymentStatus::Settled);
+
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let (config, data) = (TempFile(server._config.0.clone()), TempDirectory(server._data.0.clone()));
+    std::mem::forget(server); // its files now belong to the restarted server
+    let server = spawn_server(config, data);
+    let mut client = PaymentServiceClient::connect(server.endpoint.clone()).await.unwrap();
+
+    let fetched = client
+        .get_payment(wire::GetPaymentRequest { payment_id: settled.payment_id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .payment
+        .unwrap();
+    assert_eq!(fetched, settled, "the receipt changed across the restart");
+    let replayed = submit(&mut client, first).await.unwrap();
+    assert_eq!(replayed, settled, "a retry after the restart did not return the first outcome");
+    // alice had 1000.00 and paid 400.00 + 1.40 fee: exactly 598.60 is left (had her ledger
+    // restarted from its opening balance, the last payment would settle).
+    for (key, amount) in [("after-1", "498.60"), ("after-2", "100.00")] {
+        let payment = submit(&mut client, instruction(key, "e-hkd/bank-hk.alice", "e-hkd/bank-hk.bob", "HKD", amount))
+            .await
+            .unwrap();
+        assert_eq!(status_of(&payment), wire::PaymentStatus::Settled, "{payment:?}");
+    }
+    let empty = submit(&mut client, instruction("after-3", "e-hkd/bank-hk.alice", "e-hkd/bank-hk.bob", "HKD", "0.01"))
+        .await
+        .unwrap();
+    assert_eq!(empty.reason.map(|reason| reason.code), Some("INSUFFICIENT_FUNDS".to_owned()));
 }
 
 /// One bad thing per case: the gRPC code and a fragment of the message (which names the field).

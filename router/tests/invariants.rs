@@ -11,11 +11,16 @@
 //! - atomicity: a settled payment is committed on every ledger it touches, any other payment on none;
 //! - exactly once: each idempotency key maps to one payment;
 //! - the receipts reconcile with the ledger balances, account by account.
+//!
+//! In some cases the router "crashes": every payment in flight is dropped at whatever await it had
+//! reached (between journal writes, between votes and decision, between commits), and a new
+//! router over the same durable store and ledgers runs recovery before the checks.
 
 // Tests fail loudly on any unexpected error; that is what unwrap is for here.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,12 +31,18 @@ use corridor_router::clock::SystemClock;
 use corridor_router::config::Config;
 use corridor_router::network::Network;
 use corridor_router::pipeline::{Router, RouterSettings};
+use corridor_router::recovery;
+use corridor_router::storage::embedded::EmbeddedStore;
+use corridor_router::storage::{Decision, Journal, JournalEntry, Storage, StorageError};
+use corridor_schemas::money::parse_signed_minor_units;
+use corridor_schemas::wire::v1 as wire;
 use corridor_schemas::{
-    AccountName, FixedSide, IdempotencyKey, Money, ParticipantId, PaymentInstruction, PaymentStatus,
+    AccountName, Currency, FixedSide, IdempotencyKey, LedgerId, Money, ParticipantId, PaymentId, PaymentInstruction,
 };
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use tokio::sync::Notify;
 
 const NETWORK: &str = r#"
 [settlement]
@@ -286,7 +297,54 @@ fn instruction(index: usize, spec: &PaymentSpec, network: &Network) -> Option<Pa
     })
 }
 
-async fn run_case(specs: Vec<PaymentSpec>, faults: Faults, seed: u64) -> Result<(), TestCaseError> {
+/// Counts journal writes and wakes the test when the `crash_at`-th one has been made: the crash
+/// then lands wherever the payments in flight happen to be.
+struct CrashingJournal {
+    inner: Arc<dyn Journal>,
+    writes: AtomicUsize,
+    crash_at: usize,
+    crash: Arc<Notify>,
+}
+
+impl CrashingJournal {
+    fn count(&self) {
+        if self.writes.fetch_add(1, Ordering::SeqCst) + 1 == self.crash_at {
+            self.crash.notify_one();
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Journal for CrashingJournal {
+    async fn begin(&self, payment: &wire::Payment) -> Result<(), StorageError> {
+        let result = self.inner.begin(payment).await;
+        self.count();
+        result
+    }
+
+    async fn decide(&self, payment: PaymentId, proposed: Decision) -> Result<Decision, StorageError> {
+        let result = self.inner.decide(payment, proposed).await;
+        self.count();
+        result
+    }
+
+    async fn finish(&self, payment: PaymentId) -> Result<(), StorageError> {
+        let result = self.inner.finish(payment).await;
+        self.count();
+        result
+    }
+
+    async fn unfinished(&self) -> Result<Vec<JournalEntry>, StorageError> {
+        self.inner.unfinished().await
+    }
+}
+
+async fn run_case(
+    specs: Vec<PaymentSpec>,
+    faults: Faults,
+    crash_at: Option<usize>,
+    seed: u64,
+) -> Result<(), TestCaseError> {
     let config = Config::from_toml(NETWORK).unwrap();
     let mut network = Network::embedded(&config, "test").unwrap();
     for (index, handle) in network.ledgers.values_mut().enumerate() {
@@ -299,14 +357,24 @@ async fn run_case(specs: Vec<PaymentSpec>, faults: Faults, seed: u64) -> Result<
         });
     }
     let network = Arc::new(network);
-    let settings = RouterSettings {
+    let data_dir = std::env::temp_dir().join(format!("corridor-invariants-{}-{seed}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let store = Arc::new(EmbeddedStore::open(&data_dir).unwrap());
+    let crash = Arc::new(Notify::new());
+    let journal = Arc::new(CrashingJournal {
+        inner: store.clone(),
+        writes: AtomicUsize::new(0),
+        crash_at: crash_at.unwrap_or(usize::MAX),
+        crash: Arc::clone(&crash),
+    });
+    let storage = Storage { journal, payments: store.clone(), keys: store.clone() };
+    let settings = || RouterSettings {
         prepare_timeout: Duration::from_millis(config.settlement.prepare_timeout_ms),
-        // Enough that a decision is never undelivered at these fault rates (0.3^20): delivery
-        // that gives up leaves the payment pending until recovery, which is not built yet.
+        // Enough that a decision is never left undelivered at these fault rates (0.3^20).
         decision_attempts_max: config.settlement.decision_attempts_max,
         in_flight_max: 1_024,
     };
-    let router = Arc::new(Router::new(Arc::clone(&network), settings, Arc::new(SystemClock)));
+    let router = Arc::new(Router::new(Arc::clone(&network), storage.clone(), settings(), Arc::new(SystemClock)));
 
     let mut submissions = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
@@ -318,16 +386,46 @@ async fn run_case(specs: Vec<PaymentSpec>, faults: Faults, seed: u64) -> Result<
             submissions.push(tokio::spawn(async move { router.submit(instruction).await }));
         }
     }
-    let mut payment_by_key: HashMap<String, corridor_schemas::PaymentId> = HashMap::new();
+    let crashed = if crash_at.is_some() {
+        // A crash: every payment in flight stops at whatever await it had reached, then a new
+        // router over the same store and ledgers recovers.
+        let all_done = async {
+            while !submissions.iter().all(|submission| submission.is_finished()) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        tokio::select! {
+            _ = crash.notified() => {
+                for submission in &submissions {
+                    submission.abort();
+                }
+                true
+            }
+            _ = all_done => false,
+        }
+    } else {
+        false
+    };
+    let mut payment_by_key: HashMap<String, String> = HashMap::new();
     for submission in submissions {
-        let record = submission.await.unwrap().unwrap();
-        let key = record.instruction.idempotency_key.to_string();
-        let first = *payment_by_key.entry(key.clone()).or_insert(record.id);
-        prop_assert_eq!(first, record.id, "key {} settled as two payments", key);
+        let Ok(receipt) = submission.await else { continue };
+        let receipt = receipt.unwrap();
+        let first = payment_by_key.entry(receipt.idempotency_key.clone()).or_insert(receipt.payment_id.clone());
+        prop_assert_eq!(first, &receipt.payment_id, "key {} settled as two payments", receipt.idempotency_key);
     }
+    let router = if crashed {
+        drop(router);
+        let storage = Storage { journal: store.clone(), payments: store.clone(), keys: store.clone() };
+        let recovered = Arc::new(Router::new(Arc::clone(&network), storage, settings(), Arc::new(SystemClock)));
+        let report = recovery::recover(recovered.storage(), recovered.coordinator()).await.unwrap();
+        prop_assert_eq!(report.redriving, 0, "a decision could not be delivered during recovery");
+        recovered
+    } else {
+        router
+    };
 
     // Atomicity and finality, from the ledgers themselves.
-    let (records, _) = router.payments().list(None, None, usize::MAX);
+    let (receipts, _) = router.storage().payments.list(None, None, usize::MAX).await.unwrap();
     let mut expected_balances: HashMap<(String, String), i128> = HashMap::new();
     for participant in &config.participants {
         for account in &participant.accounts {
@@ -339,36 +437,40 @@ async fn run_case(specs: Vec<PaymentSpec>, faults: Faults, seed: u64) -> Result<
             );
         }
     }
-    for record in &records {
+    for receipt in &receipts {
+        let status = wire::PaymentStatus::try_from(receipt.status).unwrap();
         prop_assert!(
-            record.status.is_final(),
-            "payment {} is still {:?}: {:?}",
-            record.id,
-            record.status,
-            record.reason
+            status != wire::PaymentStatus::Pending,
+            "payment {} is still pending: {:?}",
+            receipt.payment_id,
+            receipt.reason
         );
+        let payment: PaymentId = receipt.payment_id.parse().unwrap();
         let mut committed = HashSet::new();
-        for leg in &record.legs {
-            let ledger = &network.ledgers[&leg.ledger].ledger;
-            let state = ledger.status(record.id.into()).await.unwrap();
-            prop_assert!(state != TransactionState::Prepared, "payment {} left a hold on {}", record.id, leg.ledger);
+        for leg in &receipt.legs {
+            let ledger_id = LedgerId::new(leg.ledger_id.clone()).unwrap();
+            let ledger = &network.ledgers[&ledger_id].ledger;
+            let state = ledger.status(payment.into()).await.unwrap();
+            prop_assert!(state != TransactionState::Prepared, "payment {} left a hold on {}", payment, leg.ledger_id);
             if state == TransactionState::Committed {
-                committed.insert(leg.ledger.clone());
+                committed.insert(leg.ledger_id.clone());
                 for posting in &leg.postings {
-                    *expected_balances.entry((leg.ledger.to_string(), posting.account.to_string())).or_default() +=
-                        i128::from(posting.amount_minor);
+                    let currency = Currency::from_code(&posting.currency).unwrap();
+                    let minor = parse_signed_minor_units(&posting.amount, currency).unwrap();
+                    *expected_balances.entry((leg.ledger_id.clone(), posting.account.clone())).or_default() +=
+                        i128::from(minor);
                 }
             }
         }
-        let settled = record.status == PaymentStatus::Settled;
-        let all = committed.len() == record.legs.len();
+        let settled = status == wire::PaymentStatus::Settled;
+        let all = committed.len() == receipt.legs.len();
         prop_assert!(
             if settled { all } else { committed.is_empty() },
             "payment {} is {:?} but committed on {:?} of {} legs",
-            record.id,
-            record.status,
+            payment,
+            status,
             committed,
-            record.legs.len()
+            receipt.legs.len()
         );
     }
 
@@ -383,6 +485,8 @@ async fn run_case(specs: Vec<PaymentSpec>, faults: Faults, seed: u64) -> Result<
             prop_assert_eq!(expected, i128::from(balance), "{}/{} does not match its receipts", ledger_id, account);
         }
     }
+    drop(router);
+    let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())
 }
 
@@ -404,9 +508,10 @@ proptest! {
     fn random_payment_mixes_under_faults_keep_every_invariant(
         specs in prop::collection::vec(payment_spec(), 1..40),
         faults in faults(),
+        crash_at in prop::option::weighted(0.5, 1..60usize),
         seed in any::<u64>(),
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-        runtime.block_on(run_case(specs, faults, seed))?;
+        runtime.block_on(run_case(specs, faults, crash_at, seed))?;
     }
 }

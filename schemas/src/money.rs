@@ -130,6 +130,17 @@ pub fn format_minor_units(minor_units: i64, currency: Currency) -> String {
     Decimal::new(minor_units, currency.minor_units()).to_string()
 }
 
+/// Parses a signed decimal as written by [`format_minor_units`] (`-12.50`) back into minor units,
+/// refusing anything that is not exact in the currency.
+pub fn parse_signed_minor_units(amount: &str, currency: Currency) -> Result<i64, MoneyError> {
+    let (negative, magnitude) = match amount.strip_prefix('-') {
+        Some(magnitude) => (true, magnitude),
+        None => (false, amount),
+    };
+    let money = Money::parse(magnitude, currency)?;
+    Ok(if negative { -money.minor_units() } else { money.minor_units() })
+}
+
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.amount(), self.currency)
@@ -199,6 +210,16 @@ mod tests {
         assert_eq!(format_minor_units(-1_250, currency("HKD")), "-12.50");
         assert_eq!(format_minor_units(7, currency("BHD")), "0.007");
         assert_eq!(format_minor_units(7, currency("JPY")), "7");
+    }
+
+    #[test]
+    fn signed_minor_units_round_trip() {
+        let hkd = currency("HKD");
+        for minor in [-1_250_i64, 1, -1, 999_999] {
+            assert_eq!(parse_signed_minor_units(&format_minor_units(minor, hkd), hkd), Ok(minor));
+        }
+        assert!(parse_signed_minor_units("1.001", hkd).is_err());
+        assert!(parse_signed_minor_units("--1", hkd).is_err());
     }
 
     #[test]

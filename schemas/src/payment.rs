@@ -166,6 +166,22 @@ impl TryFrom<wire::PaymentInstruction> for PaymentInstruction {
     }
 }
 
+impl From<&PaymentInstruction> for wire::PaymentInstruction {
+    /// The canonical wire form: amounts normalised to the currency's minor units, so two
+    /// instructions that mean the same encode the same (the idempotency fingerprint relies on it).
+    fn from(instruction: &PaymentInstruction) -> Self {
+        wire::PaymentInstruction {
+            participant_id: instruction.participant.to_string(),
+            idempotency_key: instruction.idempotency_key.to_string(),
+            payer: instruction.payer.to_string(),
+            payee: instruction.payee.to_string(),
+            amount: Some(instruction.amount.into()),
+            fixed_side: wire::FixedSide::from(instruction.fixed_side) as i32,
+            reference: instruction.reference.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

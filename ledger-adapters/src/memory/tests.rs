@@ -215,3 +215,256 @@ async fn in_doubt_lists_only_undecided_prepares_oldest_first() {
     assert_eq!(ledger.in_doubt(later, 1).await.unwrap(), [first]);
     assert!(ledger.in_doubt(std::time::SystemTime::UNIX_EPOCH, 10).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_new_prepare_past_its_deadline_votes_no_and_is_not_recorded() {
+    let ledger = ledger();
+    let late = new_transaction();
+    let passed = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
+    let vote = ledger.prepare(late, &transfer("alice", "bob", 100), passed).await.unwrap();
+    assert!(matches!(vote, Vote::No(Refusal { code: RefusalCode::DeadlinePassed, .. })), "{vote:?}");
+    assert_eq!(ledger.status(late).await, Ok(TransactionState::Unknown));
+    assert_eq!(available(&ledger, "alice").await, 10_000);
+
+    // A repeat of a prepare the ledger already answered returns that answer, whatever the time.
+    let prepared = new_transaction();
+    ledger.prepare(prepared, &transfer("alice", "bob", 100), deadline()).await.unwrap();
+    assert_eq!(ledger.prepare(prepared, &transfer("alice", "bob", 100), passed).await, Ok(Vote::Yes));
+}
+
+// The durable ledger: an operation log replayed at open.
+
+/// A file path under the system's temporary directory, removed when dropped.
+struct ScratchFile(std::path::PathBuf);
+
+impl ScratchFile {
+    fn new() -> Self {
+        Self(std::env::temp_dir().join(format!("corridor-ledger-log-{}-{}", std::process::id(), PaymentId::generate())))
+    }
+}
+
+impl Drop for ScratchFile {
+    fn drop(&mut self) {
+        let _already_gone = std::fs::remove_file(&self.0);
+    }
+}
+
+fn hkd_description() -> LedgerDescription {
+    LedgerDescription {
+        ledger: LedgerId::new("e-hkd").unwrap(),
+        currency: hkd(),
+        jurisdiction: Jurisdiction::new("HK").unwrap(),
+    }
+}
+
+fn opening() -> Vec<(AccountName, i64)> {
+    vec![(account("alice"), 10_000), (account("bob"), 0)]
+}
+
+async fn open(file: &ScratchFile) -> InMemoryLedger {
+    InMemoryLedger::open_durable(&file.0, hkd_description(), &opening()).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_durable_ledger_replays_to_the_state_it_had() {
+    let file = ScratchFile::new();
+    let ledger = open(&file).await;
+    let summary = ledger.replay_summary().unwrap().clone();
+    assert!(summary.created);
+    assert_eq!((summary.records_replayed, summary.torn_tail_bytes), (1, 0));
+
+    let (committed, aborted, held, refused) =
+        (new_transaction(), new_transaction(), new_transaction(), new_transaction());
+    ledger.prepare(committed, &transfer("alice", "bob", 1_000), deadline()).await.unwrap();
+    ledger.commit(committed).await.unwrap();
+    ledger.prepare(aborted, &transfer("alice", "bob", 2_000), deadline()).await.unwrap();
+    ledger.abort(aborted).await.unwrap();
+    ledger.prepare(held, &transfer("alice", "bob", 3_000), deadline()).await.unwrap();
+    let refusal = ledger.prepare(refused, &transfer("alice", "bob", 1_000_000), deadline()).await.unwrap();
+    ledger.issue(account("carol"), 500).unwrap();
+    ledger.open_account(account("dave"));
+    ledger.sync().await.unwrap();
+    let balances = ledger.balances();
+    let audit = ledger.audit();
+    let in_doubt = ledger.in_doubt(std::time::SystemTime::now(), 10).await.unwrap();
+    drop(ledger);
+
+    // Opening balances only apply to a new ledger: an existing log ignores them.
+    let reopened = InMemoryLedger::open_durable(&file.0, hkd_description(), &[(account("alice"), 1)]).await.unwrap();
+    let summary = reopened.replay_summary().unwrap();
+    assert!(!summary.created);
+    assert_eq!(summary.records_replayed, 9, "{summary:?}");
+    assert_eq!(reopened.balances(), balances);
+    assert_eq!(reopened.audit(), audit);
+    assert!(reopened.audit().is_sound());
+    assert_eq!(reopened.in_doubt(std::time::SystemTime::now(), 10).await.unwrap(), in_doubt);
+    assert_eq!(in_doubt, [held]);
+    assert_eq!(reopened.status(committed).await, Ok(TransactionState::Committed));
+    assert_eq!(reopened.status(aborted).await, Ok(TransactionState::Aborted));
+    assert_eq!(reopened.status(held).await, Ok(TransactionState::Prepared));
+    assert_eq!(reopened.status(refused).await, Ok(TransactionState::Refused));
+    // Repeats after the restart return the first answers.
+    assert_eq!(reopened.prepare(refused, &transfer("alice", "bob", 1_000_000), deadline()).await.unwrap(), refusal);
+    assert_eq!(reopened.prepare(held, &transfer("alice", "bob", 3_000), deadline()).await, Ok(Vote::Yes));
+    reopened.commit(held).await.unwrap();
+    assert_eq!(available(&reopened, "alice").await, 10_000 - 1_000 - 3_000);
+}
+
+#[tokio::test]
+async fn concurrent_calls_share_one_write_and_fsync() {
+    let file = ScratchFile::new();
+    let ledger = std::sync::Arc::new(open(&file).await);
+    let syncs_before = ledger.log_syncs().unwrap();
+    let prepares = 200;
+    let tasks: Vec<_> = (0..prepares)
+        .map(|_| {
+            let ledger = std::sync::Arc::clone(&ledger);
+            tokio::spawn(
+                async move { ledger.prepare(new_transaction(), &transfer("alice", "bob", 10), deadline()).await },
+            )
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), Ok(Vote::Yes));
+    }
+    let syncs = ledger.log_syncs().unwrap() - syncs_before;
+    assert!(syncs < prepares, "{prepares} prepares took {syncs} fsyncs: no group commit");
+    drop(ledger);
+    let reopened = open(&file).await;
+    assert_eq!(reopened.audit().prepared_transactions, 200);
+}
+
+#[tokio::test]
+async fn a_torn_last_record_is_dropped_and_the_log_goes_on() {
+    let file = ScratchFile::new();
+    let ledger = open(&file).await;
+    let kept = new_transaction();
+    ledger.prepare(kept, &transfer("alice", "bob", 100), deadline()).await.unwrap();
+    drop(ledger);
+    let good_length = std::fs::metadata(&file.0).unwrap().len();
+
+    // A crash mid-append: a record's header and part of its payload, or zeros the file system
+    // allocated but never filled.
+    let whole = std::fs::read(&file.0).unwrap();
+    for tail in [whole[..12].to_vec(), vec![0u8; 40], whole[..5].to_vec()] {
+        let mut torn = whole.clone();
+        torn.extend_from_slice(&tail);
+        std::fs::write(&file.0, &torn).unwrap();
+        let ledger = open(&file).await;
+        assert_eq!(ledger.replay_summary().unwrap().torn_tail_bytes, u64::try_from(tail.len()).unwrap());
+        assert_eq!(ledger.status(kept).await, Ok(TransactionState::Prepared));
+        drop(ledger);
+        assert_eq!(std::fs::metadata(&file.0).unwrap().len(), good_length, "the torn tail was not cut off");
+    }
+
+    // A last record whose checksum fails is torn too; appending after the cut works.
+    let mut damaged = whole.clone();
+    let last = damaged.len() - 2;
+    damaged[last] ^= 0xff;
+    std::fs::write(&file.0, &damaged).unwrap();
+    let ledger = open(&file).await;
+    assert_eq!(ledger.status(kept).await, Ok(TransactionState::Unknown), "the damaged last record was replayed");
+    let after = new_transaction();
+    ledger.prepare(after, &transfer("alice", "bob", 100), deadline()).await.unwrap();
+    drop(ledger);
+    assert_eq!(open(&file).await.status(after).await, Ok(TransactionState::Prepared));
+}
+
+#[tokio::test]
+async fn damage_before_the_last_record_is_corruption() {
+    let file = ScratchFile::new();
+    let ledger = open(&file).await;
+    ledger.prepare(new_transaction(), &transfer("alice", "bob", 100), deadline()).await.unwrap();
+    ledger.prepare(new_transaction(), &transfer("alice", "bob", 100), deadline()).await.unwrap();
+    drop(ledger);
+    let mut bytes = std::fs::read(&file.0).unwrap();
+    // Inside the opening record's payload (its header is 8 bytes).
+    bytes[20] ^= 0xff;
+    std::fs::write(&file.0, &bytes).unwrap();
+    let error = InMemoryLedger::open_durable(&file.0, hkd_description(), &opening()).await.err().unwrap();
+    assert!(matches!(error, LedgerLogError::Corrupt { offset: 0, .. }), "{error}");
+}
+
+#[tokio::test]
+async fn a_log_of_another_ledger_or_in_use_is_refused() {
+    let file = ScratchFile::new();
+    let ledger = open(&file).await;
+    let in_use = InMemoryLedger::open_durable(&file.0, hkd_description(), &opening()).await.err().unwrap();
+    assert!(matches!(in_use, LedgerLogError::InUse { .. }), "{in_use}");
+    drop(ledger);
+
+    let cny = LedgerDescription {
+        ledger: LedgerId::new("e-cny").unwrap(),
+        currency: Currency::from_code("CNY").unwrap(),
+        jurisdiction: Jurisdiction::new("CN").unwrap(),
+    };
+    let error = InMemoryLedger::open_durable(&file.0, cny, &[]).await.err().unwrap();
+    assert_eq!(error.to_string(), format!("{} holds ledger e-hkd (HKD, HK), not e-cny (CNY, CN)", file.0.display()));
+}
+
+#[tokio::test]
+async fn bad_opening_balances_are_refused_before_anything_is_written() {
+    let file = ScratchFile::new();
+    for opening in [vec![(account("alice"), -1)], vec![(account("alice"), 1), (account("alice"), 2)]] {
+        let error = InMemoryLedger::open_durable(&file.0, hkd_description(), &opening).await.err().unwrap();
+        assert!(matches!(error, LedgerLogError::OpeningBalances(_)), "{error}");
+    }
+    assert!(!file.0.exists());
+}
+
+#[test]
+fn the_checksum_is_crc_32() {
+    assert_eq!(super::log::crc32(b"123456789"), 0xCBF4_3926);
+    assert_eq!(super::log::crc32(b""), 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Whatever a durable ledger did, reopening its log gives back the same ledger.
+    #[test]
+    fn replay_reproduces_any_sequence_of_operations(operations in prop::collection::vec(operation(), 1..60)) {
+        let names = ["alice", "bob", "carol", "dave"];
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let file = ScratchFile::new();
+        let (balances, audit, states) = runtime.block_on(async {
+            let opening: Vec<(AccountName, i64)> =
+                names.iter().zip([10_000, 5_000, 0, 0]).map(|(name, amount)| (account(name), amount)).collect();
+            let ledger = InMemoryLedger::open_durable(&file.0, hkd_description(), &opening).await.unwrap();
+            let mut transactions: Vec<TransactionId> = Vec::new();
+            for operation in operations {
+                match operation {
+                    Operation::Prepare { from, to, amount_minor } if from != to => {
+                        let tx = new_transaction();
+                        transactions.push(tx);
+                        ledger.prepare(tx, &transfer(names[from], names[to], amount_minor), deadline()).await.unwrap();
+                    }
+                    Operation::Prepare { .. } => {}
+                    Operation::Commit(index) => {
+                        if let Some(tx) = transactions.get(index) {
+                            let _refused_or_decided = ledger.commit(*tx).await;
+                        }
+                    }
+                    Operation::Abort(index) => {
+                        if let Some(tx) = transactions.get(index) {
+                            let _decided = ledger.abort(*tx).await;
+                        }
+                    }
+                    Operation::Issue { to, amount_minor } => ledger.issue(account(names[to]), amount_minor).unwrap(),
+                }
+            }
+            ledger.sync().await.unwrap();
+            let mut states = Vec::new();
+            for tx in &transactions {
+                states.push((*tx, ledger.status(*tx).await.unwrap()));
+            }
+            (ledger.balances(), ledger.audit(), states)
+        });
+        let reopened = runtime.block_on(InMemoryLedger::open_durable(&file.0, hkd_description(), &[])).unwrap();
+        prop_assert_eq!(reopened.balances(), balances);
+        prop_assert_eq!(reopened.audit(), audit);
+        for (tx, state) in states {
+            prop_assert_eq!(runtime.block_on(reopened.status(tx)).unwrap(), state);
+        }
+    }
+}

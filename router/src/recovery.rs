@@ -1,0 +1,169 @@
+//! Completing what a crash (or an unreachable ledger) left half done.
+//!
+//! At start, before the API opens, [`recover`] reads the journal:
+//! - a payment decided COMMIT but not finished is committed on every ledger (re-driven until each
+//!   acknowledges) and its receipt becomes SETTLED;
+//! - a payment begun but undecided is decided ABORT (through the journal, so a concurrent
+//!   ResolveTransaction gets the same answer) and aborted on every ledger that may hold it; its
+//!   receipt becomes FAILED with `ABORTED_IN_RECOVERY`;
+//! - a receipt still PENDING with no journal entry was interrupted before any ledger was asked
+//!   anything; it becomes FAILED with `INTERRUPTED`, nothing having been held.
+//!
+//! A decision that cannot be delivered now (the ledger is down) is handed to [`redrive`], a
+//! background task that retries until every ledger acknowledges. Recovery does not decide for
+//! several routers at once: ownership leases come with scale-out.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use corridor_ledger_adapters::TransactionId;
+use corridor_schemas::PaymentId;
+use corridor_schemas::wire::v1 as wire;
+
+use crate::payment::{Leg, LegState, legs_from_wire};
+use crate::settlement::{Coordinator, Decision};
+use crate::storage::{Decision as JournalDecision, Storage, StorageError};
+
+/// Wait between two background deliveries of a decision to a ledger that is down.
+pub const REDRIVE_INTERVAL: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub commits_completed: usize,
+    pub aborted: usize,
+    pub interrupted: usize,
+    /// Decisions handed to the background because a ledger did not acknowledge.
+    pub redriving: usize,
+}
+
+fn reason(code: &str, message: &str) -> Option<wire::Reason> {
+    Some(wire::Reason { code: code.to_owned(), message: message.to_owned() })
+}
+
+fn leg_state_to_wire(state: LegState) -> i32 {
+    (match state {
+        LegState::NotSent => wire::LegState::NotSent,
+        LegState::Prepared => wire::LegState::Prepared,
+        LegState::Committed => wire::LegState::Committed,
+        LegState::Aborted => wire::LegState::Aborted,
+        LegState::Refused => wire::LegState::Refused,
+        LegState::InDoubt => wire::LegState::InDoubt,
+    }) as i32
+}
+
+/// The receipt after a decision was delivered (or not) to `legs`.
+fn apply(mut receipt: wire::Payment, legs: &[Leg], decision: Decision, delivered: bool) -> wire::Payment {
+    for (wire_leg, leg) in receipt.legs.iter_mut().zip(legs) {
+        wire_leg.state = leg_state_to_wire(leg.state);
+    }
+    match (decision, delivered) {
+        (Decision::Commit, true) => {
+            receipt.status = wire::PaymentStatus::Settled as i32;
+            receipt.reason = None;
+        }
+        (Decision::Commit, false) => {
+            receipt.status = wire::PaymentStatus::Pending as i32;
+            receipt.reason = reason("COMMIT_UNDELIVERED", "decided commit; a ledger has not acknowledged yet");
+        }
+        (Decision::Abort, _) => {
+            if receipt.status == wire::PaymentStatus::Pending as i32 {
+                receipt.status = wire::PaymentStatus::Failed as i32;
+                receipt.reason = reason(
+                    "ABORTED_IN_RECOVERY",
+                    "the router stopped before deciding; every ledger that may have held the payment was told to abort",
+                );
+            }
+        }
+    }
+    receipt.timings.get_or_insert_with(Default::default).finished_at = Some(SystemTime::now().into());
+    receipt
+}
+
+/// Delivers `decision` for one journaled payment now; on failure hands it to the background.
+/// Returns whether it was delivered now.
+async fn complete_one(
+    storage: &Storage,
+    coordinator: &Arc<Coordinator>,
+    receipt: wire::Payment,
+    decision: Decision,
+) -> Result<bool, StorageError> {
+    let payment: PaymentId =
+        receipt.payment_id.parse().map_err(|reason| StorageError::Corrupt(format!("payment id {reason}")))?;
+    let mut legs = legs_from_wire(&receipt.legs).map_err(StorageError::Corrupt)?;
+    if decision == Decision::Abort {
+        // Anything not known to be released may be held.
+        for leg in &mut legs {
+            if leg.state != LegState::Refused && leg.state != LegState::Aborted {
+                leg.state = LegState::InDoubt;
+            }
+        }
+    }
+    let undelivered = coordinator.complete(TransactionId::from(payment), &mut legs, decision).await;
+    let delivered = undelivered.is_none();
+    storage.payments.save(&apply(receipt.clone(), &legs, decision, delivered)).await?;
+    if delivered {
+        storage.journal.finish(payment).await?;
+    } else {
+        redrive(storage.clone(), Arc::clone(coordinator), receipt, decision);
+    }
+    Ok(delivered)
+}
+
+/// Keeps delivering `decision` in the background until every ledger acknowledges, then stores
+/// the final receipt and finishes the journal entry.
+pub fn redrive(storage: Storage, coordinator: Arc<Coordinator>, receipt: wire::Payment, decision: Decision) {
+    tokio::spawn(async move {
+        let Ok(payment) = receipt.payment_id.parse::<PaymentId>() else { return };
+        let Ok(mut legs) = legs_from_wire(&receipt.legs) else { return };
+        loop {
+            tokio::time::sleep(REDRIVE_INTERVAL).await;
+            if coordinator.complete(TransactionId::from(payment), &mut legs, decision).await.is_none() {
+                let saved = storage.payments.save(&apply(receipt.clone(), &legs, decision, true)).await;
+                let finished = storage.journal.finish(payment).await;
+                if saved.is_ok() && finished.is_ok() {
+                    tracing::info!(%payment, ?decision, "decision delivered to every ledger");
+                    return;
+                }
+            }
+        }
+    });
+}
+
+/// Runs recovery; see the module docs.
+pub async fn recover(storage: &Storage, coordinator: &Arc<Coordinator>) -> Result<RecoveryReport, StorageError> {
+    let mut report = RecoveryReport::default();
+    let mut journaled = HashSet::new();
+    for entry in storage.journal.unfinished().await? {
+        journaled.insert(entry.payment.payment_id.clone());
+        let payment: PaymentId =
+            entry.payment.payment_id.parse().map_err(|reason| StorageError::Corrupt(format!("payment id {reason}")))?;
+        let decision = match entry.decision {
+            Some(decision) => decision,
+            None => storage.journal.decide(payment, JournalDecision::Abort).await?,
+        };
+        // The stored receipt may be newer than the journal's snapshot (leg states): prefer it.
+        let receipt = storage.payments.get(payment).await?.filter(|r| !r.legs.is_empty()).unwrap_or(entry.payment);
+        let decision = match decision {
+            JournalDecision::Commit => Decision::Commit,
+            JournalDecision::Abort => Decision::Abort,
+        };
+        let delivered = complete_one(storage, coordinator, receipt, decision).await?;
+        match (decision, delivered) {
+            (_, false) => report.redriving += 1,
+            (Decision::Commit, true) => report.commits_completed += 1,
+            (Decision::Abort, true) => report.aborted += 1,
+        }
+    }
+    for mut receipt in storage.payments.pending().await? {
+        if journaled.contains(&receipt.payment_id) {
+            continue;
+        }
+        receipt.status = wire::PaymentStatus::Failed as i32;
+        receipt.reason =
+            reason("INTERRUPTED", "the router stopped before settlement began; no ledger was asked to hold anything");
+        storage.payments.save(&receipt).await?;
+        report.interrupted += 1;
+    }
+    Ok(report)
+}
