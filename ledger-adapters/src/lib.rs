@@ -1,5 +1,8 @@
 //! The ledger side of Corridor: the two-phase [`Ledger`] trait every central-bank ledger adapter
-//! implements, and [`InMemoryLedger`], the reference ledger of the embedded default.
+//! implements; the reference ledgers ([`InMemoryLedger`], durable with an operation log, and
+//! [`PostgresLedger`]); [`remote`], the ledger protocol over gRPC (a server for any ledger, the
+//! batching client the router uses, in-doubt resolution); and [`conformance`], the kit that tells
+//! an adapter's author whether it keeps the rules.
 //!
 //! Vocabulary: the coordinator speaks prepare / commit / abort; inside a ledger, a prepare places
 //! holds, a commit posts and an abort voids them. This crate knows nothing of payments, FX or

@@ -76,7 +76,7 @@ fn apply(mut receipt: wire::Payment, legs: &[Leg], decision: Decision, delivered
             }
         }
     }
-    receipt.timings.get_or_insert_with(Default::default).finished_at = Some(SystemTime::now().into());
+    receipt.timings.get_or_insert_with(Default::default).finished_at.get_or_insert_with(|| SystemTime::now().into());
     receipt
 }
 
@@ -101,7 +101,12 @@ async fn complete_one(
     }
     let undelivered = coordinator.complete(TransactionId::from(payment), &mut legs, decision).await;
     let delivered = undelivered.is_none();
-    storage.payments.save(&apply(receipt.clone(), &legs, decision, delivered)).await?;
+    // A receipt that was final before the crash was already given to the client: it stays as it
+    // is, byte for byte (only its journal entry was left unfinished).
+    let already_final = receipt.status != wire::PaymentStatus::Pending as i32;
+    if !(delivered && already_final) {
+        storage.payments.save(&apply(receipt.clone(), &legs, decision, delivered)).await?;
+    }
     if delivered {
         storage.journal.finish(payment).await?;
     } else {
