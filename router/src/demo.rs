@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
-use corridor_schemas::money::format_minor_units;
+use corridor_schemas::money::{format_minor_units, parse_signed_minor_units};
 use corridor_schemas::wire::v1 as wire;
 use corridor_schemas::wire::v1::payment_service_client::PaymentServiceClient;
 use corridor_schemas::{Address, Currency, LedgerId, Money};
@@ -557,12 +557,7 @@ fn minor_of(money: Option<&wire::Money>) -> Option<(Currency, i64)> {
 /// A receipt's signed decimal posting as minor units, if it is exact in its currency.
 fn posting_minor_units(posting: &wire::Posting) -> Option<i64> {
     let currency = Currency::from_code(&posting.currency).ok()?;
-    let amount: Decimal = posting.amount.parse().ok()?;
-    let minor = amount.checked_mul(Decimal::from(10_i64.pow(currency.minor_units())))?;
-    if !minor.fract().is_zero() {
-        return None;
-    }
-    i64::try_from(minor).ok()
+    parse_signed_minor_units(&posting.amount, currency).ok()
 }
 
 fn format_wide_minor(minor: i128, currency: Currency) -> String {

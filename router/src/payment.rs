@@ -42,6 +42,19 @@ pub enum LegState {
     InDoubt,
 }
 
+impl From<LegState> for wire::LegState {
+    fn from(state: LegState) -> Self {
+        match state {
+            LegState::NotSent => wire::LegState::NotSent,
+            LegState::Prepared => wire::LegState::Prepared,
+            LegState::InDoubt => wire::LegState::InDoubt,
+            LegState::Committed => wire::LegState::Committed,
+            LegState::Aborted => wire::LegState::Aborted,
+            LegState::Refused => wire::LegState::Refused,
+        }
+    }
+}
+
 /// One payment's postings on one ledger. They sum to zero.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leg {
@@ -135,14 +148,7 @@ impl PaymentRecord {
             .map(|leg| wire::Leg {
                 ledger_id: leg.ledger.to_string(),
                 postings: leg.postings.iter().map(posting_to_wire).collect(),
-                state: match leg.state {
-                    LegState::NotSent => wire::LegState::NotSent,
-                    LegState::Prepared => wire::LegState::Prepared,
-                    LegState::InDoubt => wire::LegState::InDoubt,
-                    LegState::Committed => wire::LegState::Committed,
-                    LegState::Aborted => wire::LegState::Aborted,
-                    LegState::Refused => wire::LegState::Refused,
-                } as i32,
+                state: wire::LegState::from(leg.state) as i32,
                 refusal: leg.refusal.as_ref().map(|refusal| reason(refusal.code.as_str(), &refusal.message)),
             })
             .collect();

@@ -41,21 +41,10 @@ fn reason(code: &str, message: &str) -> Option<wire::Reason> {
     Some(wire::Reason { code: code.to_owned(), message: message.to_owned() })
 }
 
-fn leg_state_to_wire(state: LegState) -> i32 {
-    (match state {
-        LegState::NotSent => wire::LegState::NotSent,
-        LegState::Prepared => wire::LegState::Prepared,
-        LegState::Committed => wire::LegState::Committed,
-        LegState::Aborted => wire::LegState::Aborted,
-        LegState::Refused => wire::LegState::Refused,
-        LegState::InDoubt => wire::LegState::InDoubt,
-    }) as i32
-}
-
 /// The receipt after a decision was delivered (or not) to `legs`.
 fn apply(mut receipt: wire::Payment, legs: &[Leg], decision: Decision, delivered: bool) -> wire::Payment {
     for (wire_leg, leg) in receipt.legs.iter_mut().zip(legs) {
-        wire_leg.state = leg_state_to_wire(leg.state);
+        wire_leg.state = wire::LegState::from(leg.state) as i32;
     }
     match (decision, delivered) {
         (Decision::Commit, true) => {
