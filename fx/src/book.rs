@@ -1,9 +1,9 @@
 //! The rate book: the latest bid/ask of each provider for each pair it quotes.
 
 use std::fmt;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use corridor_schemas::{Currency, CurrencyError, ParticipantId};
+use corridor_schemas::{Currency, CurrencyError, Money, ParticipantId};
 use rust_decimal::Decimal;
 
 /// `BASE/QUOTE`: a price is in QUOTE units per one BASE unit.
@@ -43,6 +43,17 @@ pub struct ProviderRate {
     /// Where the price came from, for receipts and audit ("config ops/config/network.toml").
     pub source: String,
     pub as_of: SystemTime,
+    /// The largest conversion the provider fills at this rate, per payment, in either currency of
+    /// the pair. `None`: no maximum.
+    pub maximum: Option<Money>,
+}
+
+impl ProviderRate {
+    /// Priced at most `max_age` before `now`. A rate stamped in the future counts as fresh only
+    /// because publication refuses such stamps.
+    pub fn is_fresh(&self, now: SystemTime, max_age: Duration) -> bool {
+        now.duration_since(self.as_of).map_or(true, |age| age <= max_age)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +62,8 @@ pub enum RateError {
     Pair(String),
     #[error("{pair} from {provider}: bid {bid} and ask {ask} must be positive with bid <= ask")]
     Spread { provider: ParticipantId, pair: CurrencyPair, bid: Decimal, ask: Decimal },
+    #[error("{pair} from {provider}: the maximum is in {currency}, which is not a currency of the pair")]
+    MaximumCurrency { provider: ParticipantId, pair: CurrencyPair, currency: Currency },
 }
 
 /// The rates the router prices with. Small (providers × pairs), so a vector scanned in order.
@@ -68,6 +81,16 @@ impl RateBook {
     pub fn publish(&mut self, rate: ProviderRate) -> Result<(), RateError> {
         if rate.bid <= Decimal::ZERO || rate.ask <= Decimal::ZERO || rate.bid > rate.ask {
             return Err(RateError::Spread { provider: rate.provider, pair: rate.pair, bid: rate.bid, ask: rate.ask });
+        }
+        if let Some(maximum) = rate.maximum
+            && maximum.currency() != rate.pair.base
+            && maximum.currency() != rate.pair.quote
+        {
+            return Err(RateError::MaximumCurrency {
+                provider: rate.provider,
+                pair: rate.pair,
+                currency: maximum.currency(),
+            });
         }
         match self.rates.iter_mut().find(|existing| existing.provider == rate.provider && existing.pair == rate.pair) {
             Some(existing) => *existing = rate,
@@ -110,6 +133,7 @@ mod tests {
             ask: ask.parse().unwrap(),
             source: "test".into(),
             as_of: SystemTime::UNIX_EPOCH,
+            maximum: None,
         };
         let mut book = RateBook::new();
         book.publish(rate("1.08", "1.09")).unwrap();
@@ -118,5 +142,27 @@ mod tests {
         assert_eq!(book.rates()[0].bid.to_string(), "1.07");
         assert!(book.publish(rate("1.10", "1.09")).is_err());
         assert!(book.publish(rate("0", "1.09")).is_err());
+        let usd = Currency::from_code("USD").unwrap();
+        let maximum = Some(Money::parse("10", usd).unwrap());
+        assert!(
+            book.publish(ProviderRate { maximum, ..rate("1.08", "1.09") }).unwrap_err().to_string().contains("USD")
+        );
+    }
+
+    #[test]
+    fn freshness_is_age_at_most_the_maximum() {
+        let rate = ProviderRate {
+            provider: ParticipantId::new("lp-one").unwrap(),
+            pair: CurrencyPair::parse("CNY/HKD").unwrap(),
+            bid: Decimal::ONE,
+            ask: Decimal::ONE,
+            source: "test".into(),
+            as_of: SystemTime::UNIX_EPOCH + Duration::from_secs(100),
+            maximum: None,
+        };
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        assert!(rate.is_fresh(at(160), Duration::from_secs(60)));
+        assert!(!rate.is_fresh(at(161), Duration::from_secs(60)));
+        assert!(rate.is_fresh(at(50), Duration::from_secs(60)));
     }
 }

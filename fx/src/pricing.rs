@@ -61,6 +61,8 @@ pub enum FxError {
     BelowMinorUnit { amount: Money, currency: Currency },
     #[error("conversion of {amount} is out of range: {reason}")]
     OutOfRange { amount: Money, reason: String },
+    #[error("{provider} converts at most {maximum} per payment at this rate")]
+    AboveMaximum { provider: ParticipantId, maximum: Money },
 }
 
 impl RateBook {
@@ -72,11 +74,11 @@ impl RateBook {
         from: Currency,
         to: Currency,
         amount: FixedAmount,
-        eligible: impl Fn(&ParticipantId) -> bool,
+        eligible: impl Fn(&ProviderRate) -> bool,
     ) -> Result<Conversion, FxError> {
         let mut best: Option<Conversion> = None;
         let mut first_error: Option<FxError> = None;
-        for rate in self.rates_between(from, to).filter(|rate| eligible(&rate.provider)) {
+        for rate in self.rates_between(from, to).filter(|rate| eligible(rate)) {
             match convert(rate, from, to, amount) {
                 Ok(conversion) => {
                     let better = match (&best, amount) {
@@ -126,6 +128,12 @@ pub fn convert(rate: &ProviderRate, from: Currency, to: Currency, amount: FixedA
             (send, receive)
         }
     };
+    if let Some(maximum) = rate.maximum {
+        let converted = if maximum.currency() == send.currency() { send } else { receive };
+        if converted.minor_units() > maximum.minor_units() {
+            return Err(FxError::AboveMaximum { provider: rate.provider.clone(), maximum });
+        }
+    }
     Ok(Conversion {
         provider: rate.provider.clone(),
         pair: rate.pair,

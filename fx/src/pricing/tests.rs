@@ -17,6 +17,7 @@ fn rate(provider: &str, pair: &str, bid: &str, ask: &str) -> ProviderRate {
         ask: ask.parse().unwrap(),
         source: "hand-written".into(),
         as_of: SystemTime::UNIX_EPOCH,
+        maximum: None,
     }
 }
 
@@ -97,7 +98,7 @@ fn best_provider_for_the_payer_wins() {
     let send = book.best_conversion(cny, hkd, FixedAmount::Send(money("1000.00", "CNY")), |_| true).unwrap();
     // lp-one: 1085.00; lp-two: 1087.00; lp-three: 1000 ÷ 0.9190 = 1088.139... → 1088.13
     assert_eq!((send.provider.as_str(), send.receive.to_string().as_str()), ("lp-three", "1088.13 HKD"));
-    let not_three = |provider: &ParticipantId| provider.as_str() != "lp-three";
+    let not_three = |rate: &ProviderRate| rate.provider.as_str() != "lp-three";
     let send = book.best_conversion(cny, hkd, FixedAmount::Send(money("1000.00", "CNY")), not_three).unwrap();
     assert_eq!((send.provider.as_str(), send.receive.to_string().as_str()), ("lp-two", "1087.00 HKD"));
     assert_eq!(send.rate().to_string(), "1.087");
@@ -106,6 +107,30 @@ fn best_provider_for_the_payer_wins() {
     // lp-three: 1000 × 0.9190 = 919.00 → cheapest.
     let receive = book.best_conversion(cny, hkd, FixedAmount::Receive(money("1000.00", "HKD")), |_| true).unwrap();
     assert_eq!((receive.provider.as_str(), receive.send.to_string().as_str()), ("lp-three", "919.00 CNY"));
+}
+
+#[test]
+fn a_provider_maximum_excludes_larger_conversions_in_either_currency() {
+    let capped = |maximum: &str| ProviderRate {
+        maximum: Some(maximum.split_once(' ').map(|(amount, code)| money(amount, code)).unwrap()),
+        ..rate("lp-capped", "CNY/HKD", "1.0950", "1.0960")
+    };
+    let (cny, hkd) = (Currency::from_code("CNY").unwrap(), Currency::from_code("HKD").unwrap());
+    let fixed_send = FixedAmount::Send(money("1000.00", "CNY"));
+    // 1000.00 CNY × 1.0950 = 1095.00 HKD
+    for (maximum, expected_provider) in [
+        ("1000.00 CNY", "lp-capped"),
+        ("999.99 CNY", "lp-one"),
+        ("1095.00 HKD", "lp-capped"),
+        ("1094.99 HKD", "lp-one"),
+    ] {
+        let book = book(&[rate("lp-one", "CNY/HKD", "1.0850", "1.0900"), capped(maximum)]);
+        let best = book.best_conversion(cny, hkd, fixed_send, |_| true).unwrap();
+        assert_eq!(best.provider.as_str(), expected_provider, "maximum {maximum}");
+    }
+    let alone = book(&[capped("999.99 CNY")]);
+    let error = alone.best_conversion(cny, hkd, fixed_send, |_| true).unwrap_err();
+    assert_eq!(error.to_string(), "lp-capped converts at most 999.99 CNY per payment at this rate");
 }
 
 proptest! {
