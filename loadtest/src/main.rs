@@ -231,6 +231,7 @@ fn instruction_template(settings: &RunSettings, fixed_side: FixedSideArgument) -
         amount: Some(wire::Money { currency: settings.currency.clone(), amount: settings.amount.clone() }),
         fixed_side: fixed_side.to_wire() as i32,
         reference: String::new(),
+        quote_id: String::new(),
     }
 }
 
@@ -353,6 +354,7 @@ mod tests {
                 amount: Some(wire::Money { currency: "HKD".to_owned(), amount: "0100.5".to_owned() }),
                 fixed_side: wire::FixedSide::Receive as i32,
                 reference: String::new(),
+                quote_id: String::new(),
             }
         );
     }

@@ -16,3 +16,8 @@ impl Clock for SystemClock {
         SystemTime::now()
     }
 }
+
+/// `time` as RFC 3339 in UTC, for messages: `2026-11-23T13:29:02.123Z`.
+pub fn rfc3339(time: SystemTime) -> String {
+    prost_types::Timestamp::from(time).to_string()
+}

@@ -25,6 +25,8 @@ pub struct Config {
     #[serde(default)]
     pub participants: Vec<ParticipantConfig>,
     #[serde(default)]
+    pub fx: FxConfig,
+    #[serde(default)]
     pub rates: Vec<RateConfig>,
     #[serde(default)]
     pub limits: Vec<LimitConfig>,
@@ -83,6 +85,46 @@ impl Default for SettlementConfig {
             prepare_timeout_ms: Self::default_prepare_timeout_ms(),
             decision_attempts_max: Self::default_decision_attempts_max(),
             in_flight_max: Self::default_in_flight_max(),
+        }
+    }
+}
+
+/// Pricing and routing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FxConfig {
+    /// A rate older than this is never used to price (its provider must publish again).
+    #[serde(default = "FxConfig::default_rate_max_age_ms")]
+    pub rate_max_age_ms: u64,
+    /// How long a quote from `QuoteFx` stays payable.
+    #[serde(default = "FxConfig::default_quote_ttl_ms")]
+    pub quote_ttl_ms: u64,
+    /// The most conversions one route may chain (e-THB → e-HKD → e-AED is 2).
+    #[serde(default = "FxConfig::default_hop_limit")]
+    pub hop_limit: usize,
+}
+
+/// The highest `fx.hop_limit` accepted: each hop adds a ledger to the two-phase commit.
+pub const HOP_LIMIT_MAX: usize = 6;
+
+impl FxConfig {
+    fn default_rate_max_age_ms() -> u64 {
+        60_000
+    }
+    fn default_quote_ttl_ms() -> u64 {
+        30_000
+    }
+    fn default_hop_limit() -> usize {
+        3
+    }
+}
+
+impl Default for FxConfig {
+    fn default() -> Self {
+        Self {
+            rate_max_age_ms: Self::default_rate_max_age_ms(),
+            quote_ttl_ms: Self::default_quote_ttl_ms(),
+            hop_limit: Self::default_hop_limit(),
         }
     }
 }
@@ -183,6 +225,23 @@ pub struct RateConfig {
     pub pair: String,
     pub bid: Decimal,
     pub ask: Decimal,
+    /// The largest conversion filled at this rate per payment, as `"<amount> <currency>"` in
+    /// either currency of the pair, e.g. `"250000.00 CNY"`.
+    #[serde(default)]
+    pub maximum: Option<String>,
+}
+
+impl RateConfig {
+    /// `maximum` as money; `None` when absent.
+    pub fn maximum(&self) -> Result<Option<Money>, String> {
+        let Some(text) = &self.maximum else { return Ok(None) };
+        let (amount, code) = text
+            .trim()
+            .split_once(' ')
+            .ok_or_else(|| format!("`{text}` is not of the form \"<amount> <currency>\""))?;
+        let currency = Currency::from_code(code.trim()).map_err(|error| error.to_string())?;
+        Money::parse(amount, currency).map(Some).map_err(|error| error.to_string())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -194,16 +253,23 @@ pub struct LimitConfig {
     pub single_payment_max: Decimal,
 }
 
-/// The network fee of a corridor, charged to the payer in the source ledger's currency on top of
-/// the amount, and credited to `account` inside the same two-phase commit.
+/// The network fee of one hop of a route, from one ledger to the next, in the source ledger's
+/// currency, credited to `account` inside the same two-phase commit. The first hop's fee is
+/// charged to the payer on top of the amount; a later hop's is taken out of the amount flowing
+/// through it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeeConfig {
     pub from_ledger: LedgerId,
-    /// The destination ledger; absent means every other ledger (cross-border corridors only).
-    /// An entry naming a ledger wins over one without.
+    /// The next ledger of the hop; absent means every other ledger (cross-border hops only; a
+    /// domestic fee names `to_ledger = from_ledger`). An entry naming a ledger wins over one without.
     #[serde(default)]
     pub to_ledger: Option<LedgerId>,
+    /// Only for payments this participant sends; wins over an entry for everyone.
+    #[serde(default)]
+    pub participant: Option<ParticipantId>,
+    /// The fee's currency, stated: it must be the currency of `from_ledger`.
+    pub currency: Currency,
     #[serde(default)]
     pub fixed: Decimal,
     #[serde(default)]
@@ -268,6 +334,12 @@ impl Config {
                 "settlement",
                 "prepare_timeout_ms, decision_attempts_max and in_flight_max must be positive",
             ));
+        }
+        if self.fx.rate_max_age_ms == 0 || self.fx.quote_ttl_ms == 0 {
+            return Err(ConfigError::new("fx", "rate_max_age_ms and quote_ttl_ms must be positive"));
+        }
+        if self.fx.hop_limit == 0 || self.fx.hop_limit > HOP_LIMIT_MAX {
+            return Err(ConfigError::new("fx.hop_limit", format!("must be between 1 and {HOP_LIMIT_MAX}")));
         }
         if self.storage.backend == StorageBackend::Postgres {
             if self.storage.database_url.is_none() {
@@ -341,6 +413,16 @@ impl Config {
                     format!("bid {} and ask {} must be positive with bid <= ask", rate.bid, rate.ask),
                 ));
             }
+            let maximum = rate.maximum().map_err(|reason| ConfigError::new(format!("{key}.maximum"), reason))?;
+            if let Some(maximum) = maximum
+                && maximum.currency() != pair.base
+                && maximum.currency() != pair.quote
+            {
+                return Err(ConfigError::new(
+                    format!("{key}.maximum"),
+                    format!("{} is not a currency of {pair}", maximum.currency()),
+                ));
+            }
         }
         for (index, limit) in self.limits.iter().enumerate() {
             let key = format!("limits[{index}]");
@@ -373,9 +455,25 @@ impl Config {
                     format!("ledger `{to_ledger}` is not configured"),
                 ));
             }
-            let duplicate = self.fees[..index]
-                .iter()
-                .any(|other| other.from_ledger == fee.from_ledger && other.to_ledger == fee.to_ledger);
+            if fee.currency != from.currency {
+                return Err(ConfigError::new(
+                    format!("{key}.currency"),
+                    format!("{} charges its fees in {}, not {}", fee.from_ledger, from.currency, fee.currency),
+                ));
+            }
+            if let Some(participant) = &fee.participant
+                && !self.participants.iter().any(|p| &p.id == participant)
+            {
+                return Err(ConfigError::new(
+                    format!("{key}.participant"),
+                    format!("participant `{participant}` is not configured"),
+                ));
+            }
+            let duplicate = self.fees[..index].iter().any(|other| {
+                other.from_ledger == fee.from_ledger
+                    && other.to_ledger == fee.to_ledger
+                    && other.participant == fee.participant
+            });
             if duplicate {
                 return Err(ConfigError::new(key, "a fee for this corridor is already configured"));
             }
@@ -496,6 +594,10 @@ ask = "1.090"
         check(("bid = \"1.085\"", "bid = \"1.095\""), "rates[0].bid");
         check(("role = \"bank\"", "role = \"banker\""), "participants.role");
         check(("[[rates]]", "[[rates]]\nspread = 1"), "unknown field `spread`");
+        check(("ask = \"1.090\"", "ask = \"1.090\"\nmaximum = \"100 USD\""), "rates[0].maximum: USD is not a currency");
+        check(("ask = \"1.090\"", "ask = \"1.090\"\nmaximum = \"100\""), "rates[0].maximum: `100` is not of the form");
+        check(("ask = \"1.090\"", "ask = \"1.090\"\nmaximum = \"1.001 CNY\""), "rates[0].maximum: `1.001`");
+        check(("[[ledgers]]", "[fx]\nhop_limit = 9\n\n[[ledgers]]"), "fx.hop_limit: must be between 1 and 6");
     }
 
     #[test]
@@ -506,14 +608,20 @@ ask = "1.090"
             with("[[limits]]\njurisdiction = \"HK\"\ncurrency = \"CNY\"\nsingle_payment_max = \"8000\"").unwrap_err();
         assert_eq!(error.to_string(), "limits[0].currency: no ledger of jurisdiction HK issues CNY");
         assert!(
-            with("[[fees]]\nfrom_ledger = \"e-cny\"\nto_ledger = \"e-hkd\"\nfixed = \"1.00\"\nbasis_points = 5")
+            with("[[fees]]\nfrom_ledger = \"e-cny\"\nto_ledger = \"e-hkd\"\ncurrency = \"CNY\"\nfixed = \"1.00\"\nbasis_points = 5")
                 .is_ok()
         );
-        let error = with("[[fees]]\nfrom_ledger = \"e-cny\"\nto_ledger = \"e-hkd\"\nfixed = \"1.001\"").unwrap_err();
+        let fee = |body: &str| with(&format!("[[fees]]\nfrom_ledger = \"e-cny\"\ncurrency = \"CNY\"\n{body}"));
+        let error = fee("to_ledger = \"e-hkd\"\nfixed = \"1.001\"").unwrap_err();
         assert!(error.to_string().starts_with("fees[0].fixed"), "{error}");
-        let error = with("[[fees]]\nfrom_ledger = \"e-cny\"\n[[fees]]\nfrom_ledger = \"e-cny\"").unwrap_err();
+        let error = fee("[[fees]]\nfrom_ledger = \"e-cny\"\ncurrency = \"CNY\"").unwrap_err();
         assert_eq!(error.to_string(), "fees[1]: a fee for this corridor is already configured");
-        let error = with("[[fees]]\nfrom_ledger = \"e-cny\"\nto_ledger = \"e-hkd\"\nbasis_points = 5000").unwrap_err();
+        assert!(fee("[[fees]]\nfrom_ledger = \"e-cny\"\ncurrency = \"CNY\"\nparticipant = \"bank-hk\"").is_ok());
+        let error = fee("participant = \"bank-xx\"").unwrap_err();
+        assert_eq!(error.to_string(), "fees[0].participant: participant `bank-xx` is not configured");
+        let error = fee("to_ledger = \"e-hkd\"\nbasis_points = 5000").unwrap_err();
         assert_eq!(error.to_string(), "fees[0].basis_points: at most 1000");
+        let error = with("[[fees]]\nfrom_ledger = \"e-cny\"\ncurrency = \"HKD\"").unwrap_err();
+        assert_eq!(error.to_string(), "fees[0].currency: e-cny charges its fees in CNY, not HKD");
     }
 }

@@ -313,6 +313,7 @@ fn generate(catalogue: &Catalogue, count: usize, seed: u64, run: &str) -> Vec<Jo
                 amount: Some(amount),
                 fixed_side: fixed_side as i32,
                 reference: format!("demo payment {index}"),
+                quote_id: String::new(),
             },
         });
     }

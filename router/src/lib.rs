@@ -3,8 +3,8 @@
 //!
 //! Map: [`config`] reads and checks the configuration; [`network`] builds the ledgers, participants,
 //! rates, fees and hooks from it; [`pipeline`] runs one payment; [`route`] plans its legs;
-//! [`settlement`] is the two-phase-commit coordinator; [`storage`] keeps the journal, receipts
-//! and idempotency keys durably; [`recovery`] completes what a crash left; [`api`],
+//! [`settlement`] is the two-phase-commit coordinator; [`storage`] keeps the journal, receipts,
+//! idempotency keys and quote locks durably; [`recovery`] completes what a crash left; [`api`],
 //! [`coordinator_api`] and [`server`] are the gRPC edge; [`demo`] is `corridor demo`.
 
 pub mod api;
@@ -13,10 +13,12 @@ pub mod config;
 pub mod conformance_command;
 pub mod coordinator_api;
 pub mod demo;
+pub mod fx_api;
 pub mod ledger_node;
 pub mod network;
 pub mod payment;
 pub mod pipeline;
+pub mod quote;
 pub mod recovery;
 pub mod route;
 pub mod server;
@@ -32,6 +34,7 @@ use crate::pipeline::{Router, RouterSettings};
 use crate::storage::embedded::EmbeddedStore;
 use crate::storage::postgres::PostgresStore;
 use crate::storage::redis_keys::RedisKeyStore;
+use crate::storage::redis_quotes::RedisQuoteStore;
 use crate::storage::{Storage, StorageError};
 
 /// Opens the stores the configuration names (creating schemas and files as needed).
@@ -39,7 +42,7 @@ pub async fn open_storage(config: &StorageConfig) -> Result<Storage, StorageErro
     match config.backend {
         StorageBackend::Embedded => {
             let store = Arc::new(EmbeddedStore::open(&config.data_dir)?);
-            Ok(Storage { journal: store.clone(), payments: store.clone(), keys: store })
+            Ok(Storage { journal: store.clone(), payments: store.clone(), keys: store.clone(), quotes: store })
         }
         StorageBackend::Postgres => {
             let missing = |key: &str| StorageError::Unavailable(format!("storage.{key} is not set"));
@@ -47,7 +50,8 @@ pub async fn open_storage(config: &StorageConfig) -> Result<Storage, StorageErro
             let redis_url = config.redis_url.as_deref().ok_or_else(|| missing("redis_url"))?;
             let postgres = Arc::new(PostgresStore::connect(database_url).await?);
             let keys = Arc::new(RedisKeyStore::connect(redis_url).await?);
-            Ok(Storage { journal: postgres.clone(), payments: postgres, keys })
+            let quotes = Arc::new(RedisQuoteStore::connect(redis_url).await?);
+            Ok(Storage { journal: postgres.clone(), payments: postgres, keys, quotes })
         }
     }
 }

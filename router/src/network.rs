@@ -6,8 +6,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, SystemTime};
 
 use corridor_compliance::{CompliancePipeline, SinglePaymentLimit};
 use corridor_fx::{CurrencyPair, ProviderRate, RateBook};
@@ -35,12 +35,31 @@ pub struct LiquidityProvider {
     pub accounts: HashMap<LedgerId, AccountName>,
 }
 
-/// The corridor fee from one ledger to another: fixed + basis points of the send amount.
+/// The network fee of one hop, from one ledger to the next: fixed + basis points of the amount
+/// the hop converts, in the source ledger's currency.
 #[derive(Debug, Clone)]
 pub struct Fee {
     pub fixed_minor: i64,
     pub basis_points: u32,
     pub account: Address,
+}
+
+/// Which payments and hops a fee applies to (see [`Network::fee_for`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FeeKey {
+    pub from: LedgerId,
+    /// `None`: every cross-border hop from `from`.
+    pub to: Option<LedgerId>,
+    /// `None`: every participant.
+    pub participant: Option<ParticipantId>,
+}
+
+/// Pricing and routing settings (config `[fx]`).
+#[derive(Debug, Clone, Copy)]
+pub struct FxSettings {
+    pub rate_max_age: Duration,
+    pub quote_ttl: Duration,
+    pub hop_limit: usize,
 }
 
 impl Fee {
@@ -58,9 +77,10 @@ pub struct Network {
     pub ledgers: HashMap<LedgerId, LedgerHandle>,
     pub participants: HashMap<ParticipantId, Participant>,
     pub providers: HashMap<ParticipantId, LiquidityProvider>,
-    pub rates: RateBook,
-    /// Keyed by (from, to); `to` is `None` for a fee on every cross-border corridor from `from`.
-    pub fees: HashMap<(LedgerId, Option<LedgerId>), Fee>,
+    /// Replaced at run time by `PublishRates`; read by every pricing.
+    rates: RwLock<RateBook>,
+    pub fx: FxSettings,
+    pub fees: HashMap<FeeKey, Fee>,
     pub compliance: CompliancePipeline,
     /// The in-memory ledgers created for the embedded default, for audits by the demo and tests.
     pub embedded_ledgers: Vec<Arc<InMemoryLedger>>,
@@ -198,6 +218,7 @@ impl Network {
                     ask: rate.ask,
                     source: rate_source.to_owned(),
                     as_of,
+                    maximum: rate.maximum().map_err(|reason| ConfigError { key: key("maximum"), reason })?,
                 })
                 .map_err(|error| ConfigError { key: key("bid"), reason: error.to_string() })?;
         }
@@ -207,10 +228,12 @@ impl Network {
             let currency = ledgers[&fee.from_ledger].description.currency;
             let account = fee.account.clone().unwrap_or_else(|| default_fee_account(&fee.from_ledger));
             let fixed_minor = minor_units_of(fee.fixed, currency);
-            fees.insert(
-                (fee.from_ledger.clone(), fee.to_ledger.clone()),
-                Fee { fixed_minor, basis_points: fee.basis_points, account },
-            );
+            let key = FeeKey {
+                from: fee.from_ledger.clone(),
+                to: fee.to_ledger.clone(),
+                participant: fee.participant.clone(),
+            };
+            fees.insert(key, Fee { fixed_minor, basis_points: fee.basis_points, account });
         }
 
         let mut compliance = CompliancePipeline::new();
@@ -220,15 +243,35 @@ impl Network {
             compliance.add_hook(limit.jurisdiction.clone(), Arc::new(SinglePaymentLimit::new(money)));
         }
 
-        Ok(Self { ledgers, participants, providers, rates, fees, compliance, embedded_ledgers })
+        let fx = FxSettings {
+            rate_max_age: Duration::from_millis(config.fx.rate_max_age_ms),
+            quote_ttl: Duration::from_millis(config.fx.quote_ttl_ms),
+            hop_limit: config.fx.hop_limit,
+        };
+        Ok(Self { ledgers, participants, providers, rates: RwLock::new(rates), fx, fees, compliance, embedded_ledgers })
     }
 
-    /// The fee from one ledger to another: the entry naming both, else (cross-border only) the
-    /// entry naming just the source.
-    pub fn fee_for(&self, from: &LedgerId, to: &LedgerId) -> Option<&Fee> {
-        self.fees
-            .get(&(from.clone(), Some(to.clone())))
-            .or_else(|| if from == to { None } else { self.fees.get(&(from.clone(), None)) })
+    /// The fee of the hop `from` → `to` for payments `participant` sends. The most specific entry
+    /// wins: participant and both ledgers, participant and source, both ledgers, source alone. An
+    /// entry without `to` applies to cross-border hops only.
+    pub fn fee_for(&self, participant: &ParticipantId, from: &LedgerId, to: &LedgerId) -> Option<&Fee> {
+        let lookup = |to: Option<&LedgerId>, participant: Option<&ParticipantId>| {
+            self.fees.get(&FeeKey { from: from.clone(), to: to.cloned(), participant: participant.cloned() })
+        };
+        let cross_border = from != to;
+        lookup(Some(to), Some(participant))
+            .or_else(|| if cross_border { lookup(None, Some(participant)) } else { None })
+            .or_else(|| lookup(Some(to), None))
+            .or_else(|| if cross_border { lookup(None, None) } else { None })
+    }
+
+    /// The rate book, for pricing. Held only while pricing (no await inside).
+    pub fn rates(&self) -> RwLockReadGuard<'_, RateBook> {
+        self.rates.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn rates_mut(&self) -> RwLockWriteGuard<'_, RateBook> {
+        self.rates.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn jurisdiction_of(&self, ledger: &LedgerId) -> Option<&Jurisdiction> {

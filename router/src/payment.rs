@@ -4,11 +4,16 @@
 use std::time::SystemTime;
 
 use corridor_compliance::{Decision, Outcome, Screening};
-use corridor_fx::Conversion;
+use corridor_fx::CurrencyPair;
 use corridor_ledger_adapters::{Posting, Refusal};
 use corridor_schemas::money::{format_minor_units, parse_signed_minor_units};
 use corridor_schemas::wire::v1 as wire;
-use corridor_schemas::{AccountName, Address, Currency, LedgerId, Money, PaymentId, PaymentInstruction, PaymentStatus};
+use corridor_schemas::{
+    AccountName, Address, Currency, FieldError, LedgerId, Money, ParticipantId, PaymentId, PaymentInstruction,
+    PaymentStatus,
+};
+
+use crate::route::Hop;
 
 /// Why a payment was rejected or failed: a stable code and a sentence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,10 +28,74 @@ impl PaymentReason {
     }
 }
 
+/// A network fee of one hop (`from` → `to`; the same ledger twice for a domestic fee), in the
+/// currency of `from`, credited to `account` on `from`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeeCharge {
     pub amount: Money,
     pub account: Address,
+    pub from: LedgerId,
+    pub to: LedgerId,
+}
+
+impl FeeCharge {
+    pub fn to_wire(&self) -> wire::Fee {
+        wire::Fee {
+            kind: "NETWORK".into(),
+            amount: Some(self.amount.into()),
+            account: self.account.to_string(),
+            corridor: format!("{}->{}", self.from, self.to),
+        }
+    }
+
+    pub fn from_wire(fee: &wire::Fee) -> Result<Self, String> {
+        let amount: Money =
+            fee.amount.clone().ok_or("fee without amount")?.try_into().map_err(|e: FieldError| e.to_string())?;
+        let account: Address = fee.account.parse().map_err(|error| format!("fee account: {error}"))?;
+        let (from, to) = fee.corridor.split_once("->").ok_or_else(|| format!("fee corridor `{}`", fee.corridor))?;
+        let ledger = |id: &str| LedgerId::new(id.to_owned()).map_err(|error| format!("fee corridor: {error}"));
+        Ok(Self { amount, account, from: ledger(from)?, to: ledger(to)? })
+    }
+}
+
+impl Hop {
+    pub fn to_wire(&self) -> wire::FxHop {
+        wire::FxHop {
+            from_ledger: self.from.to_string(),
+            to_ledger: self.to.to_string(),
+            conversion: Some(wire::FxConversion {
+                provider_id: self.provider.to_string(),
+                pair: self.pair.to_string(),
+                rate: self.rate.to_string(),
+                rate_source: self.rate_source.clone(),
+                rate_as_of: Some(self.rate_as_of.into()),
+            }),
+            send_amount: Some(self.send.into()),
+            receive_amount: Some(self.receive.into()),
+        }
+    }
+
+    pub fn from_wire(hop: &wire::FxHop) -> Result<Self, String> {
+        let conversion = hop.conversion.as_ref().ok_or("hop without conversion")?;
+        let money = |money: &Option<wire::Money>| -> Result<Money, String> {
+            money.clone().ok_or("hop without amount")?.try_into().map_err(|e: FieldError| e.to_string())
+        };
+        let ledger = |id: &str| LedgerId::new(id.to_owned()).map_err(|error| format!("hop ledger: {error}"));
+        Ok(Self {
+            from: ledger(&hop.from_ledger)?,
+            to: ledger(&hop.to_ledger)?,
+            provider: ParticipantId::new(conversion.provider_id.clone()).map_err(|error| error.to_string())?,
+            pair: CurrencyPair::parse(&conversion.pair).map_err(|error| error.to_string())?,
+            rate: conversion.rate.parse().map_err(|_| format!("hop rate `{}`", conversion.rate))?,
+            rate_source: conversion.rate_source.clone(),
+            rate_as_of: conversion
+                .rate_as_of
+                .and_then(|at| SystemTime::try_from(at).ok())
+                .ok_or("hop without a valid rate time")?,
+            send: money(&hop.send_amount)?,
+            receive: money(&hop.receive_amount)?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,10 +150,12 @@ pub struct PaymentRecord {
     pub instruction: PaymentInstruction,
     pub status: PaymentStatus,
     pub reason: Option<PaymentReason>,
-    /// What leaves the payer for the payee (fees on top), once priced.
+    /// What leaves the payer for the payee (the payer's fee on top), once priced.
     pub send: Option<Money>,
     pub receive: Option<Money>,
-    pub conversion: Option<Conversion>,
+    /// `send` plus the payer's fee.
+    pub total_debit: Option<Money>,
+    pub hops: Vec<Hop>,
     pub fees: Vec<FeeCharge>,
     pub route: Vec<LedgerId>,
     pub legs: Vec<Leg>,
@@ -101,7 +172,8 @@ impl PaymentRecord {
             reason: None,
             send: None,
             receive: None,
-            conversion: None,
+            total_debit: None,
+            hops: Vec::new(),
             fees: Vec::new(),
             route: Vec::new(),
             legs: Vec::new(),
@@ -124,16 +196,6 @@ fn posting_to_wire(posting: &Posting) -> wire::Posting {
         account: posting.account.to_string(),
         currency: posting.currency.code().to_owned(),
         amount: format_minor_units(posting.amount_minor, posting.currency),
-    }
-}
-
-fn conversion_to_wire(conversion: &Conversion) -> wire::FxConversion {
-    wire::FxConversion {
-        provider_id: conversion.provider.to_string(),
-        pair: conversion.pair.to_string(),
-        rate: conversion.rate().to_string(),
-        rate_source: conversion.rate_source.clone(),
-        rate_as_of: timestamp(Some(conversion.rate_as_of)),
     }
 }
 
@@ -184,16 +246,10 @@ impl PaymentRecord {
             reason: record.reason.as_ref().map(|why| reason(&why.code, &why.message)),
             send_amount: record.send.map(wire::Money::from),
             receive_amount: record.receive.map(wire::Money::from),
-            fx: record.conversion.as_ref().map(conversion_to_wire),
-            fees: record
-                .fees
-                .iter()
-                .map(|fee| wire::Fee {
-                    kind: "NETWORK".into(),
-                    amount: Some(fee.amount.into()),
-                    account: fee.account.to_string(),
-                })
-                .collect(),
+            hops: record.hops.iter().map(Hop::to_wire).collect(),
+            fees: record.fees.iter().map(FeeCharge::to_wire).collect(),
+            total_debit: record.total_debit.map(wire::Money::from),
+            quote_id: instruction.quote.map(|quote| quote.to_string()).unwrap_or_default(),
             route: record.route.iter().map(ToString::to_string).collect(),
             legs,
             compliance,

@@ -1,5 +1,6 @@
 //! The payment pipeline: check against the network → claim the idempotency key → route and price
-//! → compliance → journal → two-phase commit → final receipt.
+//! (or take the locked quote) → compliance → journal → two-phase commit → final receipt. Also
+//! `QuoteFx`: route and price now, and lock the result in the quote store.
 //!
 //! Errors that mean the instruction itself is wrong (unknown ledger, currency that does not match
 //! the ledger, an account the participant does not own) are returned as [`SubmitError`] and leave
@@ -10,18 +11,23 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use corridor_compliance::{Outcome, Subject};
-use corridor_ledger_adapters::{Ledger, TransactionId};
+use corridor_ledger_adapters::{Ledger, RefusalCode, TransactionId};
 use corridor_schemas::wire::v1 as wire;
-use corridor_schemas::{FieldError, FixedSide, Jurisdiction, LedgerId, PaymentId, PaymentInstruction, PaymentStatus};
+use corridor_schemas::{
+    FieldError, FixedSide, Jurisdiction, LedgerId, Money, PaymentId, PaymentInstruction, PaymentStatus, QuoteId,
+    QuoteRequest,
+};
 use prost::Message;
 use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
 use crate::network::Network;
-use crate::payment::{PaymentReason, PaymentRecord};
+use crate::payment::{LegState, PaymentReason, PaymentRecord};
+use crate::quote::LockedQuote;
+use crate::route::Plan;
 use crate::settlement::{Coordinator, Decision, Settlement, elapsed_us};
 use crate::storage::{Fingerprint, KeyClaim, Storage, StorageError};
 use crate::{recovery, route};
@@ -40,6 +46,30 @@ pub enum SubmitError {
     /// with the same key is safe.
     #[error("{0}")]
     Unavailable(String),
+}
+
+/// Why `QuoteFx` gave no quote.
+#[derive(Debug, thiserror::Error)]
+pub enum QuoteError {
+    #[error("{0}")]
+    InvalidArgument(FieldError),
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The request is valid but cannot be priced now: NO_ROUTE, STALE_RATES, ...
+    #[error("{}: {}", .0.code, .0.message)]
+    Unpriceable(PaymentReason),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<SubmitError> for QuoteError {
+    fn from(error: SubmitError) -> Self {
+        match error {
+            SubmitError::InvalidArgument(field) => QuoteError::InvalidArgument(field),
+            SubmitError::PermissionDenied(message) => QuoteError::PermissionDenied(message),
+            other => QuoteError::Unavailable(other.to_string()),
+        }
+    }
 }
 
 impl From<StorageError> for SubmitError {
@@ -118,6 +148,11 @@ impl Router {
         if inserted { Some(Running { router: self, payment }) } else { None }
     }
 
+    /// The router's clock's time.
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
     pub fn network(&self) -> &Network {
         &self.network
     }
@@ -133,7 +168,10 @@ impl Router {
     /// Runs one instruction through the pipeline and returns its final receipt.
     pub async fn submit(&self, instruction: PaymentInstruction) -> Result<wire::Payment, SubmitError> {
         let started = Instant::now();
-        self.check_against_network(&instruction)?;
+        self.check_against_network(&instruction.quote_request())?;
+        if let Some(quote) = instruction.quote {
+            self.check_quote_owner(quote, &instruction).await?;
+        }
         let _permit = self.in_flight.try_acquire().map_err(|_| {
             SubmitError::Overloaded(format!("{} payments are already in flight; retry later", self.in_flight_max))
         })?;
@@ -165,7 +203,13 @@ impl Router {
         self.storage.payments.save(&record.to_wire()).await?;
 
         let route_started = Instant::now();
-        let plan = route::plan(&self.network, &record.instruction);
+        let (plan, decide_by) = match record.instruction.quote {
+            Some(quote) => match self.quoted_plan(quote, payment, &record.instruction).await? {
+                Ok((plan, expires_at)) => (Ok(plan), Some(expires_at)),
+                Err(reason) => (Err(reason), None),
+            },
+            None => (route::plan(&self.network, &record.instruction.quote_request(), self.clock.now()), None),
+        };
         record.timings.route_us = elapsed_us(route_started);
         let plan = match plan {
             Ok(plan) => plan,
@@ -173,7 +217,12 @@ impl Router {
         };
         record.send = Some(plan.send);
         record.receive = Some(plan.receive);
-        record.conversion = plan.conversion;
+        record.total_debit = Some(plan.total_debit);
+        // Every amount on the route's ledgers, in route order, for the hooks.
+        let mut amounts: Vec<Money> = Vec::with_capacity(plan.hops.len() + 1);
+        amounts.push(plan.send);
+        amounts.extend(plan.hops.iter().map(|hop| hop.receive));
+        record.hops = plan.hops;
         record.fees = plan.fees;
         record.route = plan.route;
         record.legs = plan.legs;
@@ -181,13 +230,12 @@ impl Router {
         let compliance_started = Instant::now();
         let jurisdictions: Vec<Jurisdiction> =
             record.route.iter().filter_map(|ledger| self.network.jurisdiction_of(ledger).cloned()).collect();
-        let amounts = [plan.send, plan.receive];
         let subject = Subject {
             payment: record.id,
             participant: &record.instruction.participant,
             payer: &record.instruction.payer,
             payee: &record.instruction.payee,
-            amounts: if record.route.len() == 1 { &amounts[..1] } else { &amounts[..] },
+            amounts: &amounts,
         };
         let screening = self.network.compliance.screen(&subject, &jurisdictions).await;
         record.timings.compliance_us = elapsed_us(compliance_started);
@@ -209,19 +257,21 @@ impl Router {
         self.storage.journal.begin(&record.to_wire()).await?;
         let transaction = TransactionId::from(record.id);
         let (settlement, timings) =
-            self.coordinator.settle(transaction, &mut record.legs, self.storage.journal.as_ref()).await;
+            self.coordinator.settle(transaction, &mut record.legs, self.storage.journal.as_ref(), decide_by).await;
         record.timings.prepare_us = timings.prepare_us;
         record.timings.commit_us = timings.commit_us;
         let (status, reason, finished) = match settlement {
             Settlement::Committed => (PaymentStatus::Settled, None, true),
             Settlement::CommitUndelivered(reason) => (PaymentStatus::Pending, Some(reason), false),
-            Settlement::Refused(reason) => (PaymentStatus::Rejected, Some(reason), true),
+            Settlement::Refused(reason) => (
+                PaymentStatus::Rejected,
+                Some(liquidity_or(reason, &record.legs, &record.instruction.payer.ledger)),
+                true,
+            ),
             Settlement::Failed(reason) => (PaymentStatus::Failed, Some(reason), true),
         };
-        let aborted_cleanly = record
-            .legs
-            .iter()
-            .all(|leg| !matches!(leg.state, crate::payment::LegState::Prepared | crate::payment::LegState::InDoubt));
+        let aborted_cleanly =
+            record.legs.iter().all(|leg| !matches!(leg.state, LegState::Prepared | LegState::InDoubt));
         let receipt = self.finish(record, status, reason, started).await?;
         if finished && (status == PaymentStatus::Settled || aborted_cleanly) {
             // Not awaited: the receipt is durable and the ledgers have their decision; a finish
@@ -294,8 +344,104 @@ impl Router {
         }
     }
 
-    /// What can be checked from the instruction and the network alone, before anything is stored.
-    fn check_against_network(&self, instruction: &PaymentInstruction) -> Result<(), SubmitError> {
+    /// Prices `request` now and locks the price for `fx.quote_ttl`.
+    pub async fn quote(&self, request: QuoteRequest) -> Result<LockedQuote, QuoteError> {
+        self.check_against_network(&request)?;
+        let now = self.clock.now();
+        let plan = route::plan(&self.network, &request, now).map_err(QuoteError::Unpriceable)?;
+        let quote = LockedQuote::new(QuoteId::generate(), request, plan, now, now + self.network.fx.quote_ttl);
+        let encoded = quote.to_wire().encode_to_vec();
+        self.storage
+            .quotes
+            .put(quote.id, &encoded, quote.expires_at)
+            .await
+            .map_err(|error| QuoteError::Unavailable(error.to_string()))?;
+        Ok(quote)
+    }
+
+    async fn load_quote(&self, quote: QuoteId) -> Result<Option<LockedQuote>, SubmitError> {
+        let Some(bytes) = self.storage.quotes.get(quote).await? else { return Ok(None) };
+        let stored = wire::Quote::decode(bytes.as_slice())
+            .map_err(|error| SubmitError::Unavailable(format!("stored quote {quote} is corrupt: {error}")))?;
+        LockedQuote::from_wire(&stored)
+            .map(Some)
+            .map_err(|reason| SubmitError::Unavailable(format!("stored quote {quote} is corrupt: {reason}")))
+    }
+
+    /// Before the key is claimed: a quote that exists must be the sender's and match the
+    /// instruction. (An unknown or expired quote is a stored rejection after the claim, so a retry
+    /// of a payment that settled with it still gets its receipt.)
+    async fn check_quote_owner(&self, quote: QuoteId, instruction: &PaymentInstruction) -> Result<(), SubmitError> {
+        let Some(locked) = self.load_quote(quote).await? else { return Ok(()) };
+        if locked.request.participant != instruction.participant {
+            return Err(SubmitError::PermissionDenied(format!(
+                "quote {quote} was issued to another participant; only it may pay with it"
+            )));
+        }
+        match locked.mismatch(&instruction.quote_request()) {
+            Some(field) => Err(SubmitError::InvalidArgument(field)),
+            None => Ok(()),
+        }
+    }
+
+    /// The plan a locked quote promised, claimed for `payment`, and the time its commit must be
+    /// decided by; or why the quote cannot be used.
+    async fn quoted_plan(
+        &self,
+        quote: QuoteId,
+        payment: PaymentId,
+        instruction: &PaymentInstruction,
+    ) -> Result<Result<(Plan, SystemTime), PaymentReason>, SubmitError> {
+        let Some(locked) = self.load_quote(quote).await? else {
+            return Ok(Err(PaymentReason::new(
+                "QUOTE_UNKNOWN",
+                format!("no quote {quote} (never issued, or expired long ago)"),
+            )));
+        };
+        let request = instruction.quote_request();
+        if locked.request.participant != request.participant {
+            return Ok(Err(PaymentReason::new(
+                "QUOTE_NOT_YOURS",
+                format!("quote {quote} was issued to another participant"),
+            )));
+        }
+        if let Some(field) = locked.mismatch(&request) {
+            return Ok(Err(PaymentReason::new("QUOTE_MISMATCH", field.to_string())));
+        }
+        if locked.is_expired(self.clock.now()) {
+            return Ok(Err(PaymentReason::new(
+                "QUOTE_EXPIRED",
+                format!("quote {quote} expired at {}", crate::clock::rfc3339(locked.expires_at)),
+            )));
+        }
+        match self.storage.quotes.claim(quote, payment).await? {
+            None => {}
+            Some(holder) if holder == payment => {}
+            Some(holder) => {
+                return Ok(Err(PaymentReason::new(
+                    "QUOTE_ALREADY_USED",
+                    format!("quote {quote} was already used by payment {holder}"),
+                )));
+            }
+        }
+        let legs = match route::legs_for(&self.network, &request, &locked.hops, &locked.fees, locked.send) {
+            Ok(legs) => legs,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let plan = Plan {
+            route: locked.route,
+            send: locked.send,
+            receive: locked.receive,
+            total_debit: locked.total_debit,
+            hops: locked.hops,
+            fees: locked.fees,
+            legs,
+        };
+        Ok(Ok((plan, locked.expires_at)))
+    }
+
+    /// What can be checked from the request and the network alone, before anything is stored.
+    fn check_against_network(&self, instruction: &QuoteRequest) -> Result<(), SubmitError> {
         let invalid = |field: &str, reason: String| SubmitError::InvalidArgument(FieldError::new(field, reason));
         let payer_currency = self
             .network
@@ -331,5 +477,22 @@ impl Router {
             )));
         }
         Ok(())
+    }
+}
+
+/// A refusal on a ledger other than the payer's for lack of funds is the provider's liquidity,
+/// not the payer's money: say so.
+fn liquidity_or(reason: PaymentReason, legs: &[crate::payment::Leg], payer_ledger: &LedgerId) -> PaymentReason {
+    let provider_short = legs.iter().any(|leg| {
+        &leg.ledger != payer_ledger
+            && leg.refusal.as_ref().is_some_and(|refusal| refusal.code == RefusalCode::InsufficientFunds)
+    });
+    if provider_short {
+        PaymentReason::new(
+            "LIQUIDITY_UNAVAILABLE",
+            format!("a liquidity provider's balance cannot fill its leg: {}", reason.message),
+        )
+    } else {
+        reason
     }
 }

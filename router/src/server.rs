@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use corridor_schemas::wire::FILE_DESCRIPTOR_SET;
+use corridor_schemas::wire::v1::fx_service_server::FxServiceServer;
 use corridor_schemas::wire::v1::payment_service_server::PaymentServiceServer;
 use corridor_schemas::wire::v1::transaction_coordinator_server::TransactionCoordinatorServer;
 use tokio::net::TcpListener;
@@ -16,6 +17,7 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::api::PaymentApi;
 use crate::coordinator_api::CoordinatorApi;
+use crate::fx_api::FxApi;
 use crate::pipeline::Router;
 
 /// Largest request the payment API decodes. An instruction is a few hundred bytes.
@@ -51,6 +53,7 @@ pub async fn start(router: Arc<Router>, listen: SocketAddr) -> anyhow::Result<Ru
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<PaymentServiceServer<PaymentApi>>().await;
+    health_reporter.set_serving::<FxServiceServer<FxApi>>().await;
     // List only what this server serves: the descriptor set also holds the ledger protocol,
     // which ledger adapters serve, not the router.
     let reflection = || {
@@ -58,6 +61,7 @@ pub async fn start(router: Arc<Router>, listen: SocketAddr) -> anyhow::Result<Ru
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .with_service_name("corridor.v1.PaymentService")
+            .with_service_name("corridor.v1.FxService")
             .with_service_name("corridor.v1.TransactionCoordinator")
             .with_service_name("grpc.health.v1.Health")
     };
@@ -65,6 +69,7 @@ pub async fn start(router: Arc<Router>, listen: SocketAddr) -> anyhow::Result<Ru
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let coordinator = TransactionCoordinatorServer::new(CoordinatorApi::new(Arc::clone(&router.storage().journal)))
         .max_decoding_message_size(REQUEST_BYTES_MAX);
+    let fx = FxServiceServer::new(FxApi::new(Arc::clone(&router))).max_decoding_message_size(REQUEST_BYTES_MAX);
     let payments = PaymentServiceServer::new(PaymentApi::new(router)).max_decoding_message_size(REQUEST_BYTES_MAX);
 
     let (shutdown, shutdown_signal) = oneshot::channel::<()>();
@@ -75,6 +80,7 @@ pub async fn start(router: Arc<Router>, listen: SocketAddr) -> anyhow::Result<Ru
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(payments)
+        .add_service(fx)
         .add_service(coordinator)
         .serve_with_incoming_shutdown(incoming, async {
             let _either_way = shutdown_signal.await;

@@ -74,15 +74,22 @@ impl Coordinator {
     }
 
     /// Settles `legs` atomically under transaction id `transaction`, updating each leg's state.
+    /// With `decide_by` (a locked quote's expiry), the commit must be decided before then: it
+    /// bounds the prepare deadline, and votes that arrive later abort the payment.
     pub async fn settle(
         &self,
         transaction: TransactionId,
         legs: &mut [Leg],
         journal: &dyn Journal,
+        decide_by: Option<SystemTime>,
     ) -> (Settlement, SettlementTimings) {
         let mut timings = SettlementTimings::default();
         let started = Instant::now();
-        let votes = join_all(legs.iter().map(|leg| self.prepare(transaction, leg))).await;
+        let mut timeout = self.prepare_timeout;
+        if let Some(decide_by) = decide_by {
+            timeout = timeout.min(decide_by.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO));
+        }
+        let votes = join_all(legs.iter().map(|leg| self.prepare(transaction, leg, timeout))).await;
         timings.prepare_us = elapsed_us(started);
 
         let mut objection: Option<Settlement> = None;
@@ -113,7 +120,14 @@ impl Coordinator {
         }
 
         let started = Instant::now();
+        let quote_expired = decide_by.is_some_and(|decide_by| SystemTime::now() >= decide_by);
         let objection = match objection {
+            Some(Settlement::Refused(reason)) => Some(Settlement::Refused(reason)),
+            // Whatever else went wrong, a vote that came too late for the quote is why.
+            _ if quote_expired => Some(Settlement::Failed(PaymentReason::new(
+                "QUOTE_EXPIRED",
+                "the quote expired before every ledger had voted; the payment was aborted",
+            ))),
             Some(objection) => Some(objection),
             // Decision point: COMMIT is durable in the journal before any ledger is told.
             None => match journal.decide(transaction.payment_id(), JournalDecision::Commit).await {
@@ -186,14 +200,12 @@ impl Coordinator {
         undelivered
     }
 
-    async fn prepare(&self, transaction: TransactionId, leg: &Leg) -> Result<Vote, LedgerError> {
+    async fn prepare(&self, transaction: TransactionId, leg: &Leg, timeout: Duration) -> Result<Vote, LedgerError> {
         let ledger = self.ledger(&leg.ledger)?;
-        let deadline = SystemTime::now() + self.prepare_timeout;
-        match tokio::time::timeout(self.prepare_timeout, ledger.prepare(transaction, &leg.postings, deadline)).await {
+        let deadline = SystemTime::now() + timeout;
+        match tokio::time::timeout(timeout, ledger.prepare(transaction, &leg.postings, deadline)).await {
             Ok(vote) => vote,
-            Err(_elapsed) => {
-                Err(LedgerError::Unavailable(format!("no vote within {} ms", self.prepare_timeout.as_millis())))
-            }
+            Err(_elapsed) => Err(LedgerError::Unavailable(format!("no vote within {} ms", timeout.as_millis()))),
         }
     }
 

@@ -149,6 +149,7 @@ ask = "1.0900"
 
 [[fees]]
 from_ledger = "e-hkd"
+currency = "HKD"
 fixed = "1.00"
 basis_points = 5
 "#,
@@ -186,6 +187,7 @@ fn instruction(index: usize, rng: &mut StdRng) -> wire::PaymentInstruction {
         }),
         fixed_side: wire::FixedSide::Send as i32,
         reference: String::new(),
+        quote_id: String::new(),
     }
 }
 

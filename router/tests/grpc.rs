@@ -58,6 +58,7 @@ single_payment_max = "500.00"
 
 [[fees]]
 from_ledger = "e-hkd"
+currency = "HKD"
 fixed = "1.00"
 basis_points = 10
 "#;
@@ -136,6 +137,7 @@ fn instruction(key: &str, payer: &str, payee: &str, currency: &str, amount: &str
         amount: Some(wire::Money { currency: currency.into(), amount: amount.into() }),
         fixed_side: wire::FixedSide::Send as i32,
         reference: "integration test".into(),
+        quote_id: String::new(),
     }
 }
 
@@ -174,12 +176,15 @@ async fn health_and_a_cross_border_payment_with_its_receipt() {
     assert_eq!(status_of(&payment), wire::PaymentStatus::Settled, "{payment:?}");
     // 100.00 HKD ÷ 1.0900 (lp-one sells CNY at its ask) = 91.7431... → 91.74 CNY, rounded down.
     assert_eq!(payment.receive_amount, Some(wire::Money { currency: "CNY".into(), amount: "91.74".into() }));
-    let fx = payment.fx.as_ref().unwrap();
+    assert_eq!(payment.hops.len(), 1);
+    let fx = payment.hops[0].conversion.as_ref().unwrap();
     assert_eq!((fx.provider_id.as_str(), fx.pair.as_str(), fx.rate.as_str()), ("lp-one", "CNY/HKD", "0.9174311927"));
+    assert_eq!(payment.total_debit, Some(wire::Money { currency: "HKD".into(), amount: "101.10".into() }));
     // Fee: 1.00 + 100.00 × 10 bp = 1.10 HKD, on top of the amount.
     assert_eq!(payment.fees.len(), 1);
     assert_eq!(payment.fees[0].amount, Some(wire::Money { currency: "HKD".into(), amount: "1.10".into() }));
     assert_eq!(payment.fees[0].account, "e-hkd/corridor.fees");
+    assert_eq!(payment.fees[0].corridor, "e-hkd->e-cny");
     assert_eq!(payment.route, ["e-hkd", "e-cny"]);
     assert_eq!(
         leg_states(&payment),

@@ -119,6 +119,7 @@ single_payment_max = "400.00"
 
 [[fees]]
 from_ledger = "e-cny"
+currency = "CNY"
 fixed = "0.50"
 basis_points = 20
 "#;
@@ -294,6 +295,7 @@ fn instruction(index: usize, spec: &PaymentSpec, network: &Network) -> Option<Pa
         amount,
         fixed_side,
         reference: String::new(),
+        quote: None,
     })
 }
 
@@ -367,7 +369,7 @@ async fn run_case(
         crash_at: crash_at.unwrap_or(usize::MAX),
         crash: Arc::clone(&crash),
     });
-    let storage = Storage { journal, payments: store.clone(), keys: store.clone() };
+    let storage = Storage { journal, payments: store.clone(), keys: store.clone(), quotes: store.clone() };
     let settings = || RouterSettings {
         prepare_timeout: Duration::from_millis(config.settlement.prepare_timeout_ms),
         // Enough that a decision is never left undelivered at these fault rates (0.3^20).
@@ -415,7 +417,8 @@ async fn run_case(
     }
     let router = if crashed {
         drop(router);
-        let storage = Storage { journal: store.clone(), payments: store.clone(), keys: store.clone() };
+        let storage =
+            Storage { journal: store.clone(), payments: store.clone(), keys: store.clone(), quotes: store.clone() };
         let recovered = Arc::new(Router::new(Arc::clone(&network), storage, settings(), Arc::new(SystemClock)));
         let report = recovery::recover(recovered.storage(), recovered.coordinator()).await.unwrap();
         prop_assert_eq!(report.redriving, 0, "a decision could not be delivered during recovery");

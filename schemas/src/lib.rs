@@ -18,4 +18,4 @@ pub use currency::{Currency, CurrencyError};
 pub use error::FieldError;
 pub use identifier::{IdempotencyKey, IdentifierError, Jurisdiction, ParticipantId};
 pub use money::{Money, MoneyError};
-pub use payment::{FixedSide, PaymentId, PaymentInstruction, PaymentStatus};
+pub use payment::{FixedSide, PaymentId, PaymentInstruction, PaymentStatus, QuoteId, QuoteRequest};

@@ -14,44 +14,61 @@ use crate::identifier::{IdempotencyKey, ParticipantId};
 use crate::money::Money;
 use crate::wire::v1 as wire;
 
-/// A payment's id: a UUID v7, so ids sort by creation time and page naturally.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PaymentId(uuid::Uuid);
+/// An id that is a UUID v7, so ids sort by creation time and page naturally.
+macro_rules! time_ordered_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(uuid::Uuid);
 
-impl PaymentId {
-    /// A new id for the current time. (The router passes time in through its clock; uuid's v7
-    /// generator reads the system clock itself, which only affects ordering, never money.)
-    pub fn generate() -> Self {
-        Self(uuid::Uuid::now_v7())
-    }
+        impl $name {
+            /// A new id for the current time. (The router passes time in through its clock;
+            /// uuid's v7 generator reads the system clock itself, which only affects ordering,
+            /// never money.)
+            pub fn generate() -> Self {
+                Self(uuid::Uuid::now_v7())
+            }
 
-    pub fn as_uuid(&self) -> uuid::Uuid {
-        self.0
-    }
-}
-
-impl FromStr for PaymentId {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let uuid = uuid::Uuid::try_parse(text).map_err(|_| "is not a UUID".to_owned())?;
-        if uuid.get_version_num() != 7 {
-            return Err("is not a Corridor payment id (UUID v7)".to_owned());
+            pub fn as_uuid(&self) -> uuid::Uuid {
+                self.0
+            }
         }
-        Ok(Self(uuid))
-    }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                let uuid = uuid::Uuid::try_parse(text).map_err(|_| "is not a UUID".to_owned())?;
+                if uuid.get_version_num() != 7 {
+                    return Err(concat!("is not a Corridor ", $what, " id (UUID v7)").to_owned());
+                }
+                Ok(Self(uuid))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+    };
 }
 
-impl fmt::Display for PaymentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl fmt::Debug for PaymentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
+time_ordered_id!(
+    /// A payment's id.
+    PaymentId,
+    "payment"
+);
+time_ordered_id!(
+    /// A locked FX quote's id.
+    QuoteId,
+    "quote"
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FixedSide {
@@ -105,6 +122,18 @@ pub struct PaymentInstruction {
     pub amount: Money,
     pub fixed_side: FixedSide,
     pub reference: String,
+    /// A locked quote to pay with.
+    pub quote: Option<QuoteId>,
+}
+
+/// A request for a locked quote: the priced part of a payment instruction.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct QuoteRequest {
+    pub participant: ParticipantId,
+    pub payer: Address,
+    pub payee: Address,
+    pub amount: Money,
+    pub fixed_side: FixedSide,
 }
 
 impl PaymentInstruction {
@@ -125,30 +154,51 @@ impl From<Money> for wire::Money {
     }
 }
 
+/// The fields an instruction and a quote request share, validated.
+fn parties(
+    participant_id: String,
+    payer: &str,
+    payee: &str,
+    amount: Option<wire::Money>,
+    fixed_side: i32,
+) -> Result<QuoteRequest, FieldError> {
+    let participant = ParticipantId::new(participant_id).map_err(|error| FieldError::new("participant_id", error))?;
+    let payer = payer.parse::<Address>().map_err(|error| FieldError::new("payer", error))?;
+    let payee = payee.parse::<Address>().map_err(|error| FieldError::new("payee", error))?;
+    if payer == payee {
+        return Err(FieldError::new("payee", "is the same account as the payer"));
+    }
+    let amount: Money = amount
+        .ok_or_else(|| FieldError::new("amount", "is required"))?
+        .try_into()
+        .map_err(|error: FieldError| error.within("amount"))?;
+    let fixed_side = match wire::FixedSide::try_from(fixed_side) {
+        Ok(wire::FixedSide::Unspecified | wire::FixedSide::Send) => FixedSide::Send,
+        Ok(wire::FixedSide::Receive) => FixedSide::Receive,
+        Err(_) => return Err(FieldError::new("fixed_side", format!("{fixed_side} is not a FixedSide"))),
+    };
+    Ok(QuoteRequest { participant, payer, payee, amount, fixed_side })
+}
+
+impl TryFrom<wire::QuoteFxRequest> for QuoteRequest {
+    type Error = FieldError;
+    fn try_from(request: wire::QuoteFxRequest) -> Result<Self, Self::Error> {
+        parties(request.participant_id, &request.payer, &request.payee, request.amount, request.fixed_side)
+    }
+}
+
 impl TryFrom<wire::PaymentInstruction> for PaymentInstruction {
     type Error = FieldError;
     fn try_from(instruction: wire::PaymentInstruction) -> Result<Self, Self::Error> {
-        let participant =
-            ParticipantId::new(instruction.participant_id).map_err(|error| FieldError::new("participant_id", error))?;
+        let QuoteRequest { participant, payer, payee, amount, fixed_side } = parties(
+            instruction.participant_id,
+            &instruction.payer,
+            &instruction.payee,
+            instruction.amount,
+            instruction.fixed_side,
+        )?;
         let idempotency_key = IdempotencyKey::new(instruction.idempotency_key)
             .map_err(|error| FieldError::new("idempotency_key", error))?;
-        let payer = instruction.payer.parse::<Address>().map_err(|error| FieldError::new("payer", error))?;
-        let payee = instruction.payee.parse::<Address>().map_err(|error| FieldError::new("payee", error))?;
-        if payer == payee {
-            return Err(FieldError::new("payee", "is the same account as the payer"));
-        }
-        let amount: Money = instruction
-            .amount
-            .ok_or_else(|| FieldError::new("amount", "is required"))?
-            .try_into()
-            .map_err(|error: FieldError| error.within("amount"))?;
-        let fixed_side = match wire::FixedSide::try_from(instruction.fixed_side) {
-            Ok(wire::FixedSide::Unspecified | wire::FixedSide::Send) => FixedSide::Send,
-            Ok(wire::FixedSide::Receive) => FixedSide::Receive,
-            Err(_) => {
-                return Err(FieldError::new("fixed_side", format!("{} is not a FixedSide", instruction.fixed_side)));
-            }
-        };
         let reference_chars = instruction.reference.chars().count();
         if reference_chars > PaymentInstruction::REFERENCE_CHARS_MAX {
             return Err(FieldError::new(
@@ -162,7 +212,33 @@ impl TryFrom<wire::PaymentInstruction> for PaymentInstruction {
         if instruction.reference.chars().any(char::is_control) {
             return Err(FieldError::new("reference", "contains control characters"));
         }
-        Ok(Self { participant, idempotency_key, payer, payee, amount, fixed_side, reference: instruction.reference })
+        let quote = match instruction.quote_id.as_str() {
+            "" => None,
+            id => Some(id.parse::<QuoteId>().map_err(|reason| FieldError::new("quote_id", reason))?),
+        };
+        Ok(Self {
+            participant,
+            idempotency_key,
+            payer,
+            payee,
+            amount,
+            fixed_side,
+            reference: instruction.reference,
+            quote,
+        })
+    }
+}
+
+impl PaymentInstruction {
+    /// The priced part of the instruction, as a quote request would carry it.
+    pub fn quote_request(&self) -> QuoteRequest {
+        QuoteRequest {
+            participant: self.participant.clone(),
+            payer: self.payer.clone(),
+            payee: self.payee.clone(),
+            amount: self.amount,
+            fixed_side: self.fixed_side,
+        }
     }
 }
 
@@ -178,6 +254,7 @@ impl From<&PaymentInstruction> for wire::PaymentInstruction {
             amount: Some(instruction.amount.into()),
             fixed_side: wire::FixedSide::from(instruction.fixed_side) as i32,
             reference: instruction.reference.clone(),
+            quote_id: instruction.quote.map(|quote| quote.to_string()).unwrap_or_default(),
         }
     }
 }
@@ -195,6 +272,7 @@ mod tests {
             amount: Some(wire::Money { currency: "HKD".into(), amount: "100.25".into() }),
             fixed_side: wire::FixedSide::Send as i32,
             reference: "invoice 7".into(),
+            quote_id: String::new(),
         }
     }
 
@@ -240,6 +318,9 @@ mod tests {
         check(|i| i.fixed_side = 9, Err(("fixed_side", "not a FixedSide")));
         check(|i| i.reference = "x".repeat(141), Err(("reference", "at most 140")));
         check(|i| i.reference = "a\u{0}b".into(), Err(("reference", "control")));
+        check(|i| i.quote_id = "quote-1".into(), Err(("quote_id", "not a UUID")));
+        check(|i| i.quote_id = "67e55044-10b1-426f-9247-bb680e5fe0c8".into(), Err(("quote_id", "UUID v7")));
+        check(|i| i.quote_id = QuoteId::generate().to_string(), Ok(()));
     }
 
     #[test]

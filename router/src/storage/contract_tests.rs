@@ -2,11 +2,12 @@
 //! tests call them with a fresh store.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use corridor_schemas::wire::v1 as wire;
-use corridor_schemas::{IdempotencyKey, ParticipantId, PaymentId};
+use corridor_schemas::{IdempotencyKey, ParticipantId, PaymentId, QuoteId};
 
-use super::{Decision, Journal, KeyClaim, KeyStore, PaymentStore};
+use super::{Decision, Journal, KeyClaim, KeyStore, PaymentStore, QuoteStore};
 
 pub fn payment(participant: &str, status: wire::PaymentStatus) -> wire::Payment {
     wire::Payment {
@@ -115,4 +116,61 @@ pub async fn keys_contract(keys: Arc<dyn KeyStore>) {
     let other_participant = ParticipantId::new("bank-b").unwrap();
     let claim = KeyClaim { fingerprint: [0; 32], payment: PaymentId::generate() };
     assert_eq!(keys.claim(&other_participant, &key, claim).await.unwrap(), None, "keys are per participant");
+}
+
+/// Quotes round trip byte for byte; a quote is claimed once (16 racing claimers, one winner), a
+/// repeated claim names the holder, the same payment's claim is idempotent; a claim of an unknown
+/// quote leaves nothing behind; quotes and claims survive `reopen`.
+pub async fn quote_contract(
+    store: Arc<dyn QuoteStore>,
+    reopen: impl std::future::Future<Output = Arc<dyn QuoteStore>>,
+) {
+    let expires_at = SystemTime::now() + Duration::from_secs(60);
+    let quote = QuoteId::generate();
+    let encoded: Vec<u8> = (0..=255).collect(); // every byte value, to catch text handling
+    store.put(quote, &encoded, expires_at).await.unwrap();
+    assert_eq!(store.get(quote).await.unwrap(), Some(encoded.clone()));
+
+    let unknown = QuoteId::generate();
+    assert_eq!(store.get(unknown).await.unwrap(), None);
+    let late_claimer = PaymentId::generate();
+    let unknown_claim = store.claim(unknown, late_claimer).await;
+    assert!(!matches!(unknown_claim, Ok(Some(_))), "an unknown quote has a holder: {unknown_claim:?}");
+    store.put(unknown, b"now known", expires_at).await.unwrap();
+    let first_claimer = PaymentId::generate();
+    assert_eq!(store.claim(unknown, first_claimer).await.unwrap(), None, "claiming an unknown quote kept a claim");
+
+    let first = PaymentId::generate();
+    let second = PaymentId::generate();
+    assert_eq!(store.claim(quote, first).await.unwrap(), None);
+    assert_eq!(store.claim(quote, second).await.unwrap(), Some(first), "a quote was claimed twice");
+    assert_eq!(store.claim(quote, first).await.unwrap(), Some(first), "a claim is not idempotent");
+
+    let raced = QuoteId::generate();
+    store.put(raced, b"raced", expires_at).await.unwrap();
+    let mut attempts = Vec::new();
+    for _ in 0..16 {
+        let store = Arc::clone(&store);
+        attempts.push(tokio::spawn(async move {
+            let payment = PaymentId::generate();
+            (payment, store.claim(raced, payment).await.unwrap())
+        }));
+    }
+    let mut winners = Vec::new();
+    let mut holders = Vec::new();
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            (payment, None) => winners.push(payment),
+            (_, Some(holder)) => holders.push(holder),
+        }
+    }
+    assert_eq!(winners.len(), 1, "a quote was claimed {} times", winners.len());
+    assert!(holders.iter().all(|holder| *holder == winners[0]), "losers were told another holder");
+    drop(store);
+
+    let reopened = reopen.await;
+    assert_eq!(reopened.get(quote).await.unwrap(), Some(encoded));
+    assert_eq!(reopened.claim(quote, second).await.unwrap(), Some(first), "a claim did not survive reopening");
+    assert_eq!(reopened.claim(raced, PaymentId::generate()).await.unwrap(), Some(winners[0]));
+    assert_eq!(reopened.claim(unknown, late_claimer).await.unwrap(), Some(first_claimer));
 }

@@ -1,4 +1,5 @@
-//! The embedded store: journal, receipts and idempotency keys in one redb file on local disk.
+//! The embedded store: journal, receipts, idempotency keys and quote locks in one redb file on
+//! local disk.
 //!
 //! Writes go through one writer thread that batches whatever is queued — up to
 //! [`WRITE_BATCH_MAX`] operations from concurrent payments — into a single redb write
@@ -11,20 +12,28 @@
 //! - `journal_unfinished`: payment id → () for what recovery must look at;
 //! - `payments`: payment id → wire Payment; `payments_by_participant`: participant ∅ id → ();
 //!   `payments_pending`: payment id → ();
-//! - `keys`: participant ∅ idempotency key → fingerprint ‖ payment id.
+//! - `keys`: participant ∅ idempotency key → fingerprint ‖ payment id;
+//! - `quotes`: quote id → expiry (Unix ms, u64 big-endian) ‖ the quote's encoding;
+//!   `quote_claims`: quote id → payment id; `quotes_by_expiry`: expiry ‖ quote id → ().
+//!
+//! Quotes are the only thing deleted: every write transaction first deletes up to
+//! [`QUOTE_DELETIONS_PER_WRITE_MAX`] quotes (with their claims) whose retention has ended, oldest
+//! first, using the wall clock of the writer thread. The bound keeps one write's cost small; a
+//! backlog (after a long stop) drains over the following writes. Nothing else is ever deleted.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use corridor_schemas::wire::v1 as wire;
-use corridor_schemas::{IdempotencyKey, ParticipantId, PaymentId};
+use corridor_schemas::{IdempotencyKey, ParticipantId, PaymentId, QuoteId};
 use prost::Message;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Decision, Journal, JournalEntry, KeyClaim, KeyStore, PaymentStore, StorageError, decode_claim, encode_claim,
-    is_pending, payment_id_of,
+    Decision, Journal, JournalEntry, KeyClaim, KeyStore, PaymentStore, QUOTE_RETENTION, QuoteStore, StorageError,
+    decode_claim, encode_claim, is_pending, payment_id_of, quote_not_stored, unix_ms,
 };
 
 const JOURNAL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("journal");
@@ -33,11 +42,19 @@ const PAYMENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("payments")
 const PAYMENTS_BY_PARTICIPANT: TableDefinition<&[u8], ()> = TableDefinition::new("payments_by_participant");
 const PAYMENTS_PENDING: TableDefinition<&[u8], ()> = TableDefinition::new("payments_pending");
 const KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("keys");
+const QUOTES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("quotes");
+const QUOTE_CLAIMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("quote_claims");
+const QUOTES_BY_EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("quotes_by_expiry");
 
 /// Most operations one group commit carries.
 pub const WRITE_BATCH_MAX: usize = 1_024;
 /// Operations waiting for the writer; callers wait when it is full.
 const WRITE_QUEUE_MAX: usize = 8_192;
+/// Most expired quotes one write transaction deletes.
+pub const QUOTE_DELETIONS_PER_WRITE_MAX: usize = 64;
+/// Bytes of the expiry (Unix ms, big-endian) in front of a stored quote and of a quote id in the
+/// expiry index.
+const EXPIRY_BYTES: usize = 8;
 
 const UNDECIDED: u8 = 0;
 
@@ -47,12 +64,15 @@ enum Operation {
     Finish { id: [u8; 16] },
     Save { id: [u8; 16], participant: String, pending: bool, payment: Vec<u8> },
     Claim { key: Vec<u8>, claim: KeyClaim },
+    PutQuote { id: [u8; 16], expires_at_ms: u64, encoded: Vec<u8> },
+    ClaimQuote { quote: QuoteId, payment: PaymentId },
 }
 
 enum Reply {
     Done,
     Decided(Decision),
     Claimed(Option<KeyClaim>),
+    QuoteClaimed(Option<PaymentId>),
 }
 
 struct WriteRequest {
@@ -60,7 +80,7 @@ struct WriteRequest {
     reply: oneshot::Sender<Result<Reply, StorageError>>,
 }
 
-/// The embedded backend of all three stores.
+/// The embedded backend of all four stores.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     database: Arc<Database>,
@@ -79,6 +99,23 @@ impl From<redb::StorageError> for StorageError {
 
 fn id_bytes(payment: PaymentId) -> [u8; 16] {
     *payment.as_uuid().as_bytes()
+}
+
+fn quote_bytes(quote: QuoteId) -> [u8; 16] {
+    *quote.as_uuid().as_bytes()
+}
+
+/// The expiry index's key: expiry first, so the index is in deletion order.
+fn expiry_key(expires_at_ms: u64, id: &[u8; 16]) -> [u8; EXPIRY_BYTES + 16] {
+    let mut key = [0; EXPIRY_BYTES + 16];
+    key[..EXPIRY_BYTES].copy_from_slice(&expires_at_ms.to_be_bytes());
+    key[EXPIRY_BYTES..].copy_from_slice(id);
+    key
+}
+
+/// The expiry in front of a stored quote (or an expiry index key).
+fn expiry_of(bytes: &[u8]) -> Option<u64> {
+    bytes.get(..EXPIRY_BYTES).and_then(|prefix| prefix.try_into().ok()).map(u64::from_be_bytes)
 }
 
 fn participant_prefix(participant: &str) -> Vec<u8> {
@@ -112,6 +149,9 @@ impl EmbeddedStore {
             transaction.open_table(PAYMENTS_BY_PARTICIPANT).map_err(unavailable)?;
             transaction.open_table(PAYMENTS_PENDING).map_err(unavailable)?;
             transaction.open_table(KEYS).map_err(unavailable)?;
+            transaction.open_table(QUOTES).map_err(unavailable)?;
+            transaction.open_table(QUOTE_CLAIMS).map_err(unavailable)?;
+            transaction.open_table(QUOTES_BY_EXPIRY).map_err(unavailable)?;
         }
         transaction.commit().map_err(unavailable)?;
         let database = Arc::new(database);
@@ -153,7 +193,7 @@ fn write_loop(database: &Database, mut requests: mpsc::Receiver<WriteRequest>) {
                 Err(_) => break,
             }
         }
-        let outcome = apply_batch(database, &batch);
+        let outcome = apply_batch(database, &batch, unix_ms(SystemTime::now()));
         match outcome {
             Ok(replies) => {
                 for (request, reply) in batch.into_iter().zip(replies) {
@@ -169,12 +209,85 @@ fn write_loop(database: &Database, mut requests: mpsc::Receiver<WriteRequest>) {
     }
 }
 
-/// Applies a batch in one write transaction. An error of one operation fails only that operation;
-/// an error of the transaction itself fails the batch.
-fn apply_batch(database: &Database, batch: &[WriteRequest]) -> Result<Vec<Result<Reply, StorageError>>, String> {
+/// The quote tables of one write transaction.
+struct QuoteTables<'t> {
+    quotes: Table<'t, &'static [u8], &'static [u8]>,
+    claims: Table<'t, &'static [u8], &'static [u8]>,
+    by_expiry: Table<'t, &'static [u8], ()>,
+}
+
+impl QuoteTables<'_> {
+    /// Deletes up to [`QUOTE_DELETIONS_PER_WRITE_MAX`] quotes, with their claims, whose retention
+    /// ended before `now_ms`, oldest first; returns how many index entries it removed.
+    fn forget_expired(&mut self, now_ms: u64) -> Result<usize, redb::StorageError> {
+        let retention_ms = u64::try_from(QUOTE_RETENTION.as_millis()).unwrap_or(u64::MAX);
+        let Some(expired_before_ms) = now_ms.checked_sub(retention_ms) else { return Ok(0) };
+        let end = expiry_key(expired_before_ms, &[0; 16]);
+        let mut due = Vec::new();
+        for row in self.by_expiry.range(..&end[..])? {
+            let (key, _) = row?;
+            due.push(key.value().to_vec());
+            if due.len() == QUOTE_DELETIONS_PER_WRITE_MAX {
+                break;
+            }
+        }
+        for key in &due {
+            self.by_expiry.remove(&key[..])?;
+            // An index key of another length is not ours to interpret: dropping it from the index is all.
+            if let Some(id) = key.get(EXPIRY_BYTES..).filter(|id| id.len() == 16) {
+                self.quotes.remove(id)?;
+                self.claims.remove(id)?;
+            }
+        }
+        Ok(due.len())
+    }
+
+    fn put(&mut self, id: &[u8; 16], expires_at_ms: u64, encoded: &[u8]) -> Result<(), redb::StorageError> {
+        let mut value = Vec::with_capacity(EXPIRY_BYTES + encoded.len());
+        value.extend_from_slice(&expires_at_ms.to_be_bytes());
+        value.extend_from_slice(encoded);
+        let replaced = self.quotes.insert(&id[..], &value[..])?.and_then(|old| expiry_of(old.value()));
+        if let Some(replaced_expires_at_ms) = replaced {
+            self.by_expiry.remove(&expiry_key(replaced_expires_at_ms, id)[..])?;
+        }
+        self.by_expiry.insert(&expiry_key(expires_at_ms, id)[..], ())?;
+        Ok(())
+    }
+
+    /// First claimer wins; a quote that is not stored is an error and records nothing.
+    fn claim(&mut self, quote: QuoteId, payment: PaymentId) -> Result<Option<PaymentId>, StorageError> {
+        let id = quote_bytes(quote);
+        if self.quotes.get(&id[..])?.is_none() {
+            return Err(quote_not_stored(quote));
+        }
+        let existing = self.claims.get(&id[..])?.map(|holder| holder.value().to_vec());
+        match existing {
+            Some(holder) => payment_id_from_bytes(&holder).map(Some),
+            None => {
+                self.claims.insert(&id[..], &id_bytes(payment)[..])?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Applies a batch in one write transaction, after deleting quotes whose retention ended before
+/// `now_ms`. An error of one operation fails only that operation; an error of the transaction
+/// itself (or of the deletions) fails the batch.
+fn apply_batch(
+    database: &Database,
+    batch: &[WriteRequest],
+    now_ms: u64,
+) -> Result<Vec<Result<Reply, StorageError>>, String> {
     let transaction = database.begin_write().map_err(|error| error.to_string())?;
     let mut replies = Vec::with_capacity(batch.len());
     {
+        let mut quote_tables = QuoteTables {
+            quotes: transaction.open_table(QUOTES).map_err(|error| error.to_string())?,
+            claims: transaction.open_table(QUOTE_CLAIMS).map_err(|error| error.to_string())?,
+            by_expiry: transaction.open_table(QUOTES_BY_EXPIRY).map_err(|error| error.to_string())?,
+        };
+        quote_tables.forget_expired(now_ms).map_err(|error| format!("deleting expired quotes: {error}"))?;
         let mut journal = transaction.open_table(JOURNAL).map_err(|error| error.to_string())?;
         let mut unfinished = transaction.open_table(JOURNAL_UNFINISHED).map_err(|error| error.to_string())?;
         let mut payments = transaction.open_table(PAYMENTS).map_err(|error| error.to_string())?;
@@ -239,6 +352,13 @@ fn apply_batch(database: &Database, batch: &[WriteRequest]) -> Result<Vec<Result
                             Ok(Reply::Claimed(None))
                         }
                     }
+                }
+                Operation::PutQuote { id, expires_at_ms, encoded } => {
+                    quote_tables.put(id, *expires_at_ms, encoded)?;
+                    Ok(Reply::Done)
+                }
+                Operation::ClaimQuote { quote, payment } => {
+                    quote_tables.claim(*quote, *payment).map(Reply::QuoteClaimed)
                 }
             })();
             replies.push(reply);
@@ -408,6 +528,39 @@ impl KeyStore for EmbeddedStore {
         match self.write(Operation::Claim { key: store_key, claim }).await? {
             Reply::Claimed(existing) => Ok(existing),
             _ => Err(StorageError::Corrupt("the writer answered a claim with something else".into())),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl QuoteStore for EmbeddedStore {
+    async fn put(&self, quote: QuoteId, encoded: &[u8], expires_at: SystemTime) -> Result<(), StorageError> {
+        let operation = Operation::PutQuote {
+            id: quote_bytes(quote),
+            expires_at_ms: unix_ms(expires_at),
+            encoded: encoded.to_vec(),
+        };
+        self.write(operation).await.map(|_| ())
+    }
+
+    async fn get(&self, quote: QuoteId) -> Result<Option<Vec<u8>>, StorageError> {
+        self.read(move |database| {
+            let transaction = database.begin_read().map_err(unavailable)?;
+            let quotes = transaction.open_table(QUOTES).map_err(unavailable)?;
+            let Some(value) = quotes.get(&quote_bytes(quote)[..]).map_err(unavailable)? else { return Ok(None) };
+            let encoded = value
+                .value()
+                .get(EXPIRY_BYTES..)
+                .ok_or_else(|| StorageError::Corrupt(format!("quote {quote}: shorter than its expiry")))?;
+            Ok(Some(encoded.to_vec()))
+        })
+        .await
+    }
+
+    async fn claim(&self, quote: QuoteId, payment: PaymentId) -> Result<Option<PaymentId>, StorageError> {
+        match self.write(Operation::ClaimQuote { quote, payment }).await? {
+            Reply::QuoteClaimed(existing) => Ok(existing),
+            _ => Err(StorageError::Corrupt("the writer answered a quote claim with something else".into())),
         }
     }
 }

@@ -1,21 +1,26 @@
-//! Durable router state: the coordinator's journal, payment receipts, and idempotency keys.
+//! Durable router state: the coordinator's journal, payment receipts, idempotency keys, and locked
+//! FX quotes with their single use.
 //!
-//! Three traits, two backends:
+//! Four traits, two backends:
 //! - **embedded** (the default, no server): one redb file with group commit — concurrent writes
 //!   from many payments share one fsync ([`embedded`]);
 //! - **production**: the journal and the receipts in PostgreSQL ([`postgres`]), idempotency keys
-//!   in Redis ([`redis_keys`]), so several routers can share them.
+//!   and quote locks in Redis ([`redis_keys`], [`redis_quotes`]), so several routers can share them.
 //!
 //! Every write here is durable when its future returns. Payments are stored as their wire
 //! `corridor.v1.Payment` encoding: the receipt format is already versioned, and a payment read
-//! back after a restart is byte-for-byte what the client was told.
+//! back after a restart is byte-for-byte what the client was told. Quotes are stored as whatever
+//! encoding the caller gives: this module neither reads nor prices them.
 //!
-//! What is deliberately not here: retention (nothing is ever deleted yet), and ownership leases
-//! for several routers recovering at once (a later issue).
+//! What is deliberately not here: retention of anything but quotes (journal, receipts and keys are
+//! never deleted yet; a quote and its claim are forgotten [`QUOTE_RETENTION`] after the quote
+//! expires), deciding whether a quote is still valid (the caller compares its expiry with its
+//! clock), and ownership leases for several routers recovering at once (a later issue).
 
 pub mod embedded;
 pub mod postgres;
 pub mod redis_keys;
+pub mod redis_quotes;
 
 #[cfg(test)]
 mod contract_tests;
@@ -23,9 +28,10 @@ mod contract_tests;
 mod postgres_redis_tests;
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use corridor_schemas::wire::v1 as wire;
-use corridor_schemas::{IdempotencyKey, ParticipantId, PaymentId};
+use corridor_schemas::{IdempotencyKey, ParticipantId, PaymentId, QuoteId};
 
 /// The coordinator's decision for one payment's transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,12 +136,39 @@ pub trait KeyStore: Send + Sync + 'static {
     ) -> Result<Option<KeyClaim>, StorageError>;
 }
 
-/// The three stores the router uses, whatever their backend.
+/// How long a quote (and its claim) is kept after it expires, so that a late use is told "expired"
+/// rather than "unknown". After that both are deleted.
+pub const QUOTE_RETENTION: Duration = Duration::from_secs(3600);
+
+/// Locked FX quotes: stored when quoted, claimed once by the payment that uses them.
+#[async_trait::async_trait]
+pub trait QuoteStore: Send + Sync + 'static {
+    /// Stores a new quote (its wire encoding, opaque here) that expires at `expires_at`. Kept until
+    /// `expires_at + QUOTE_RETENTION`, so that a late use is told "expired" rather than "unknown".
+    async fn put(&self, quote: QuoteId, encoded: &[u8], expires_at: SystemTime) -> Result<(), StorageError>;
+
+    /// The quote's encoding as stored, or `None` if it was never stored or is forgotten. A quote may
+    /// still be returned a little after its retention ends (until it is deleted): the caller decides
+    /// validity from the quote's own expiry, never from whether it is found.
+    async fn get(&self, quote: QuoteId) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Claims the quote for `payment`, atomically (first claimer wins). `None`: it was unused and is
+    /// now this payment's; `Some(existing)`: it was claimed before, by `existing` (which may equal
+    /// `payment`: a claim is idempotent for the same payment). The claim is kept as long as the quote.
+    ///
+    /// Claiming a quote that is not stored (never put, or already forgotten) is an error
+    /// ([`StorageError::Unavailable`], naming the quote) and records nothing, in every backend here:
+    /// a claim never outlives, or exists without, its quote. Callers check [`QuoteStore::get`] first.
+    async fn claim(&self, quote: QuoteId, payment: PaymentId) -> Result<Option<PaymentId>, StorageError>;
+}
+
+/// The four stores the router uses, whatever their backend.
 #[derive(Clone)]
 pub struct Storage {
     pub journal: Arc<dyn Journal>,
     pub payments: Arc<dyn PaymentStore>,
     pub keys: Arc<dyn KeyStore>,
+    pub quotes: Arc<dyn QuoteStore>,
 }
 
 fn payment_id_of(payment: &wire::Payment) -> Result<PaymentId, StorageError> {
@@ -163,4 +196,14 @@ fn decode_claim(bytes: &[u8]) -> Result<KeyClaim, StorageError> {
     let uuid = bytes.get(32..48).and_then(|b| uuid::Uuid::from_slice(b).ok()).ok_or_else(corrupt)?;
     let payment = uuid.to_string().parse().map_err(|_| corrupt())?;
     Ok(KeyClaim { fingerprint, payment })
+}
+
+/// Milliseconds since the Unix epoch; times before it count as the epoch, times too far ahead as
+/// the last representable millisecond.
+fn unix_ms(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn quote_not_stored(quote: QuoteId) -> StorageError {
+    StorageError::Unavailable(format!("quote {quote} is not stored (never stored, or forgotten after its retention)"))
 }

@@ -9,7 +9,8 @@ use tokio_postgres::NoTls;
 use super::contract_tests;
 use super::postgres::PostgresStore;
 use super::redis_keys::RedisKeyStore;
-use super::{Journal, PaymentStore};
+use super::redis_quotes::RedisQuoteStore;
+use super::{Journal, PaymentStore, QuoteStore};
 
 fn postgres_url() -> String {
     std::env::var("CORRIDOR_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
@@ -51,4 +52,13 @@ async fn postgres_payments_meet_the_contract() {
 #[tokio::test]
 async fn redis_keys_meet_the_contract() {
     contract_tests::keys_contract(Arc::new(RedisKeyStore::connect(&redis_url()).await.unwrap())).await;
+}
+
+#[tokio::test]
+async fn redis_quotes_meet_the_contract_across_reconnecting() {
+    let quotes: Arc<dyn QuoteStore> = Arc::new(RedisQuoteStore::connect(&redis_url()).await.unwrap());
+    contract_tests::quote_contract(quotes, async {
+        Arc::new(RedisQuoteStore::connect(&redis_url()).await.unwrap()) as Arc<dyn QuoteStore>
+    })
+    .await;
 }
