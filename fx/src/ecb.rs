@@ -28,6 +28,10 @@ use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::book::{CurrencyPair, ProviderRate};
 
+/// The ECB reference rates of 2025-01-02 to 2026-10-30 (`fx/data/`, source in its SOURCES.md),
+/// built in so a demo network can seed rates with no file at hand.
+pub const ECB_SNAPSHOT_2025_2026: &str = include_str!("../data/ecb-eurofxref-2025-2026.csv");
+
 /// Every day of an ECB reference-rate file, keyed by date.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EcbHistory {

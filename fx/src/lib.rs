@@ -27,5 +27,5 @@ mod ecb;
 mod pricing;
 
 pub use book::{CurrencyPair, ProviderRate, RateBook, RateError};
-pub use ecb::{EcbDay, EcbError, EcbHistory};
+pub use ecb::{ECB_SNAPSHOT_2025_2026, EcbDay, EcbError, EcbHistory};
 pub use pricing::{Conversion, FixedAmount, FxError, PriceDirection};

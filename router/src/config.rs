@@ -102,6 +102,28 @@ pub struct FxConfig {
     /// The most conversions one route may chain (e-THB → e-HKD → e-AED is 2).
     #[serde(default = "FxConfig::default_hop_limit")]
     pub hop_limit: usize,
+    /// Providers whose rates are seeded at start from ECB reference rates.
+    #[serde(default)]
+    pub ecb_seeds: Vec<EcbSeedConfig>,
+}
+
+/// A liquidity provider quoting around one day's ECB reference rates (for demos and replays).
+/// The seeded rates are stamped with the start time, so they age like published ones.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcbSeedConfig {
+    /// A file in the ECB `eurofxref-hist.csv` format, relative to the working directory. Absent:
+    /// the snapshot built into the binary (2025-01-02 to 2026-10-30).
+    #[serde(default)]
+    pub file: Option<std::path::PathBuf>,
+    /// `YYYY-MM-DD`; absent: the file's latest day.
+    #[serde(default)]
+    pub date: Option<String>,
+    pub provider: ParticipantId,
+    /// The provider's spread around the ECB mid, bid to ask.
+    pub spread_bps: u32,
+    /// `BASE/QUOTE` pairs, crossed through EUR.
+    pub pairs: Vec<String>,
 }
 
 /// The highest `fx.hop_limit` accepted: each hop adds a ledger to the two-phase commit.
@@ -125,6 +147,7 @@ impl Default for FxConfig {
             rate_max_age_ms: Self::default_rate_max_age_ms(),
             quote_ttl_ms: Self::default_quote_ttl_ms(),
             hop_limit: Self::default_hop_limit(),
+            ecb_seeds: Vec::new(),
         }
     }
 }
@@ -316,6 +339,30 @@ impl Config {
         self.ledgers.iter().find(|ledger| &ledger.id == id)
     }
 
+    /// A registered liquidity provider, or an error at `key`.
+    fn check_provider(&self, provider: &ParticipantId, key: &str) -> Result<(), ConfigError> {
+        let participant = self
+            .participants
+            .iter()
+            .find(|p| &p.id == provider)
+            .ok_or_else(|| ConfigError::new(key, format!("participant `{provider}` is not configured")))?;
+        if participant.role != Role::LiquidityProvider {
+            return Err(ConfigError::new(key, format!("`{provider}` is not a liquidity provider")));
+        }
+        Ok(())
+    }
+
+    /// A pair both of whose currencies some ledger issues, or an error at `key`.
+    fn check_pair(&self, text: &str, key: &str) -> Result<corridor_fx::CurrencyPair, ConfigError> {
+        let pair = corridor_fx::CurrencyPair::parse(text).map_err(|error| ConfigError::new(key, error))?;
+        for currency in [pair.base, pair.quote] {
+            if !self.ledgers.iter().any(|ledger| ledger.currency == currency) {
+                return Err(ConfigError::new(key, format!("no ledger on this network issues {currency}")));
+            }
+        }
+        Ok(pair)
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.ledgers.is_empty() {
             return Err(ConfigError::new("ledgers", "at least one ledger is needed"));
@@ -385,28 +432,8 @@ impl Config {
         }
         for (index, rate) in self.rates.iter().enumerate() {
             let key = format!("rates[{index}]");
-            let provider = self.participants.iter().find(|p| p.id == rate.provider).ok_or_else(|| {
-                ConfigError::new(
-                    format!("{key}.provider"),
-                    format!("participant `{}` is not configured", rate.provider),
-                )
-            })?;
-            if provider.role != Role::LiquidityProvider {
-                return Err(ConfigError::new(
-                    format!("{key}.provider"),
-                    format!("`{}` is not a liquidity provider", rate.provider),
-                ));
-            }
-            let pair = corridor_fx::CurrencyPair::parse(&rate.pair)
-                .map_err(|error| ConfigError::new(format!("{key}.pair"), error))?;
-            for currency in [pair.base, pair.quote] {
-                if !self.ledgers.iter().any(|ledger| ledger.currency == currency) {
-                    return Err(ConfigError::new(
-                        format!("{key}.pair"),
-                        format!("no ledger on this network issues {currency}"),
-                    ));
-                }
-            }
+            self.check_provider(&rate.provider, &format!("{key}.provider"))?;
+            let pair = self.check_pair(&rate.pair, &format!("{key}.pair"))?;
             if rate.bid <= Decimal::ZERO || rate.bid > rate.ask {
                 return Err(ConfigError::new(
                     format!("{key}.bid"),
@@ -421,6 +448,19 @@ impl Config {
                 return Err(ConfigError::new(
                     format!("{key}.maximum"),
                     format!("{} is not a currency of {pair}", maximum.currency()),
+                ));
+            }
+        }
+        for (index, seed) in self.fx.ecb_seeds.iter().enumerate() {
+            let key = format!("fx.ecb_seeds[{index}]");
+            self.check_provider(&seed.provider, &format!("{key}.provider"))?;
+            for (pair_index, pair) in seed.pairs.iter().enumerate() {
+                self.check_pair(pair, &format!("{key}.pairs[{pair_index}]"))?;
+            }
+            if seed.spread_bps > corridor_fx::EcbDay::SPREAD_BPS_MAX {
+                return Err(ConfigError::new(
+                    format!("{key}.spread_bps"),
+                    format!("at most {}", corridor_fx::EcbDay::SPREAD_BPS_MAX),
                 ));
             }
         }

@@ -1,11 +1,13 @@
 //! `corridor demo`: the main job on the embedded default, needing no server.
 //!
-//! Starts the four-ledger network of `ops/config/network.toml` in-process, serves the payment API
-//! on a loopback port, and pays through that API like any integrator would: domestic and
-//! cross-border payments, fixed send and fixed receive, and payments that must be refused (over a
-//! limit, insufficient funds, unknown payee account, malformed amount, no route). Then it replays
-//! some idempotency keys, reconciles every ledger account against the receipts, audits every ledger
-//! for conservation, and prints the summary. Any surprise (a payment that did not end as expected,
+//! Starts the network of `ops/config/network.toml` in-process, serves the payment API on a loopback
+//! port, and pays through that API like any integrator would: domestic and cross-border payments,
+//! fixed send and fixed receive, multi-hop payments through a pivot ledger, payments at a locked
+//! quote (`QuoteFx`, then `SubmitPayment` with its id), and payments that must be refused (over a
+//! limit, insufficient funds, unknown payee account, malformed amount, no route). Then it checks
+//! that quoted payments settled at exactly their quote and that a quote cannot be used twice,
+//! replays some idempotency keys, reconciles every ledger account against the receipts, audits
+//! every ledger for conservation, and prints the summary. Any surprise (a payment that did not end as expected,
 //! money created or lost, a hold left behind) makes it exit non-zero.
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,8 +19,9 @@ use anyhow::Context;
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use corridor_schemas::money::{format_minor_units, parse_signed_minor_units};
 use corridor_schemas::wire::v1 as wire;
+use corridor_schemas::wire::v1::fx_service_client::FxServiceClient;
 use corridor_schemas::wire::v1::payment_service_client::PaymentServiceClient;
-use corridor_schemas::{Address, Currency, LedgerId, Money};
+use corridor_schemas::{Address, Currency, FixedSide, LedgerId, Money, ParticipantId, QuoteRequest};
 use futures::StreamExt;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -78,6 +81,8 @@ enum Kind {
     Domestic,
     CrossBorderFixedSend,
     CrossBorderFixedReceive,
+    MultiHop,
+    Quoted,
     OverLimit,
     InsufficientFunds,
     UnknownPayee,
@@ -91,18 +96,24 @@ impl Kind {
             Kind::Domestic => "domestic",
             Kind::CrossBorderFixedSend => "cross-border, fixed send",
             Kind::CrossBorderFixedReceive => "cross-border, fixed receive",
+            Kind::MultiHop => "multi-hop, through a pivot ledger",
+            Kind::Quoted => "at a locked quote (QuoteFx)",
             Kind::OverLimit => "over the single-payment limit",
             Kind::InsufficientFunds => "insufficient funds",
             Kind::UnknownPayee => "unknown payee account",
             Kind::MalformedAmount => "malformed amount",
-            Kind::NoRoute => "no route (THB↔AED)",
+            Kind::NoRoute => "no route (e-SGD, unserved)",
         }
     }
 
     /// How this kind of payment must end.
     fn expected(self) -> Observed {
         match self {
-            Kind::Domestic | Kind::CrossBorderFixedSend | Kind::CrossBorderFixedReceive => Observed::Settled,
+            Kind::Domestic
+            | Kind::CrossBorderFixedSend
+            | Kind::CrossBorderFixedReceive
+            | Kind::MultiHop
+            | Kind::Quoted => Observed::Settled,
             Kind::OverLimit => Observed::Rejected("OVER_LIMIT".into()),
             Kind::InsufficientFunds => Observed::Rejected("INSUFFICIENT_FUNDS".into()),
             Kind::UnknownPayee => Observed::Rejected("UNKNOWN_ACCOUNT".into()),
@@ -146,6 +157,8 @@ struct Outcome {
     observed: Observed,
     payment: Option<wire::Payment>,
     latency: Duration,
+    /// For a quoted payment: the quote, and how long `QuoteFx` took.
+    quote: Option<(wire::Quote, Duration)>,
 }
 
 /// The parts of the network the payment generator needs.
@@ -154,13 +167,15 @@ struct Catalogue {
     wallets: BTreeMap<LedgerId, Vec<(Address, String)>>,
     low_balance: Option<(Address, String)>,
     currencies: HashMap<LedgerId, Currency>,
-    /// Unordered currency pairs some provider quotes.
-    quoted: Vec<(Currency, Currency)>,
+    /// Ledgers each ledger routes to, with the number of conversions the router's route takes.
+    hops: BTreeMap<(LedgerId, LedgerId), usize>,
     limits: Vec<(LedgerId, Money)>,
 }
 
 impl Catalogue {
-    fn from_config(config: &Config) -> anyhow::Result<Self> {
+    /// What the generator needs, with every pair of ledgers classified by asking the router's own
+    /// route finder for a route (direct, through a pivot, or none).
+    fn new(config: &Config, network: &Network) -> anyhow::Result<Self> {
         let mut wallets: BTreeMap<LedgerId, Vec<(Address, String)>> = BTreeMap::new();
         let mut low_balance = None;
         for participant in config.participants.iter().filter(|p| p.role == Role::Bank) {
@@ -173,11 +188,26 @@ impl Catalogue {
                 }
             }
         }
-        let currencies = config.ledgers.iter().map(|ledger| (ledger.id.clone(), ledger.currency)).collect();
-        let mut quoted = Vec::new();
-        for rate in &config.rates {
-            let pair = corridor_fx::CurrencyPair::parse(&rate.pair)?;
-            quoted.push((pair.base, pair.quote));
+        let currencies: HashMap<LedgerId, Currency> =
+            config.ledgers.iter().map(|ledger| (ledger.id.clone(), ledger.currency)).collect();
+        let mut hops = BTreeMap::new();
+        for (from, payers) in &wallets {
+            for (to, payees) in &wallets {
+                let (Some((payer, owner)), Some((payee, _))) = (payers.first(), payees.first()) else { continue };
+                if from == to {
+                    continue;
+                }
+                let probe = QuoteRequest {
+                    participant: ParticipantId::new(owner.clone())?,
+                    payer: payer.clone(),
+                    payee: payee.clone(),
+                    amount: Money::parse("100", currencies[from])?,
+                    fixed_side: FixedSide::Send,
+                };
+                if let Ok(plan) = crate::route::plan(network, &probe, std::time::SystemTime::now()) {
+                    hops.insert((from.clone(), to.clone()), plan.hops.len());
+                }
+            }
         }
         let mut limits = Vec::new();
         for limit in &config.limits {
@@ -188,12 +218,12 @@ impl Catalogue {
             }
         }
         anyhow::ensure!(wallets.len() >= 2, "the demo network needs bank wallets on at least two ledgers");
-        Ok(Self { wallets, low_balance, currencies, quoted, limits })
+        Ok(Self { wallets, low_balance, currencies, hops, limits })
     }
 
-    fn routable(&self, from: &LedgerId, to: &LedgerId) -> bool {
-        let (a, b) = (self.currencies[from], self.currencies[to]);
-        self.quoted.iter().any(|&(x, y)| (x, y) == (a, b) || (x, y) == (b, a))
+    /// Pairs of ledgers whose route takes conversions in `range`.
+    fn pairs(&self, range: std::ops::RangeInclusive<usize>) -> Vec<(&LedgerId, &LedgerId)> {
+        self.hops.iter().filter(|(_, hops)| range.contains(*hops)).map(|((from, to), _)| (from, to)).collect()
     }
 }
 
@@ -219,15 +249,13 @@ fn money_to_wire(money: Money) -> wire::Money {
 fn generate(catalogue: &Catalogue, count: usize, seed: u64, run: &str) -> Vec<Job> {
     let mut rng = StdRng::seed_from_u64(seed);
     let ledgers: Vec<&LedgerId> = catalogue.wallets.keys().collect();
-    let routable: Vec<(&LedgerId, &LedgerId)> = ledgers
-        .iter()
-        .flat_map(|a| ledgers.iter().map(move |b| (*a, *b)))
-        .filter(|(a, b)| a != b && catalogue.routable(a, b))
-        .collect();
+    let direct = catalogue.pairs(1..=1);
+    let multi_hop = catalogue.pairs(2..=usize::MAX);
+    let routable = catalogue.pairs(1..=usize::MAX);
     let unroutable: Vec<(&LedgerId, &LedgerId)> = ledgers
         .iter()
         .flat_map(|a| ledgers.iter().map(move |b| (*a, *b)))
-        .filter(|(a, b)| a != b && !catalogue.routable(a, b))
+        .filter(|(a, b)| a != b && !catalogue.hops.contains_key(&((*a).clone(), (*b).clone())))
         .collect();
     let pick_wallet = |rng: &mut StdRng, ledger: &LedgerId| -> (Address, String) {
         let wallets = &catalogue.wallets[ledger];
@@ -237,9 +265,11 @@ fn generate(catalogue: &Catalogue, count: usize, seed: u64, run: &str) -> Vec<Jo
     for index in 0..count {
         let roll = rng.random_range(0..100);
         let mut kind = match roll {
-            0..30 => Kind::Domestic,
-            30..75 => Kind::CrossBorderFixedSend,
-            75..88 => Kind::CrossBorderFixedReceive,
+            0..25 => Kind::Domestic,
+            25..55 => Kind::CrossBorderFixedSend,
+            55..65 => Kind::CrossBorderFixedReceive,
+            65..75 => Kind::MultiHop,
+            75..88 => Kind::Quoted,
             88..91 => Kind::OverLimit,
             91..94 => Kind::InsufficientFunds,
             94..96 => Kind::UnknownPayee,
@@ -247,6 +277,9 @@ fn generate(catalogue: &Catalogue, count: usize, seed: u64, run: &str) -> Vec<Jo
             _ => Kind::NoRoute,
         };
         if (kind == Kind::NoRoute && unroutable.is_empty())
+            || (kind == Kind::MultiHop && multi_hop.is_empty())
+            || (matches!(kind, Kind::CrossBorderFixedSend | Kind::CrossBorderFixedReceive) && direct.is_empty())
+            || (matches!(kind, Kind::Quoted | Kind::InsufficientFunds) && routable.is_empty())
             || (kind == Kind::InsufficientFunds && catalogue.low_balance.is_none())
             || (kind == Kind::OverLimit && catalogue.limits.is_empty())
         {
@@ -261,12 +294,14 @@ fn generate(catalogue: &Catalogue, count: usize, seed: u64, run: &str) -> Vec<Jo
                 (ledger, ledger)
             }
             Kind::NoRoute => unroutable[rng.random_range(0..unroutable.len())],
+            Kind::MultiHop => multi_hop[rng.random_range(0..multi_hop.len())],
+            Kind::Quoted => routable[rng.random_range(0..routable.len())],
             Kind::InsufficientFunds => {
                 let from = catalogue.low_balance.as_ref().map_or(ledgers[0], |(address, _)| &address.ledger);
                 let to = routable.iter().find(|(a, _)| *a == from).map_or(from, |(_, b)| *b);
                 (from, to)
             }
-            _ => routable[rng.random_range(0..routable.len())],
+            _ => direct[rng.random_range(0..direct.len())],
         };
         let (payer, participant) = match (kind, &catalogue.low_balance) {
             (Kind::InsufficientFunds, Some(low)) => low.clone(),
@@ -277,10 +312,13 @@ fn generate(catalogue: &Catalogue, count: usize, seed: u64, run: &str) -> Vec<Jo
             payee = catalogue.wallets[to].iter().map(|(a, _)| a).find(|a| **a != payer).cloned().unwrap_or(payee);
         }
         let (from_currency, to_currency) = (catalogue.currencies[from], catalogue.currencies[to]);
+        let fixed_receive = match kind {
+            Kind::CrossBorderFixedReceive => true,
+            Kind::MultiHop | Kind::Quoted => rng.random_bool(0.5),
+            _ => false,
+        };
         let (amount, fixed_side) = match kind {
-            Kind::CrossBorderFixedReceive => {
-                (money_to_wire(retail_amount(&mut rng, to_currency)), wire::FixedSide::Receive)
-            }
+            _ if fixed_receive => (money_to_wire(retail_amount(&mut rng, to_currency)), wire::FixedSide::Receive),
             Kind::OverLimit => {
                 let limit = catalogue.limits.iter().find(|(ledger, _)| ledger == from).map(|(_, limit)| *limit);
                 let over =
@@ -318,6 +356,17 @@ fn generate(catalogue: &Catalogue, count: usize, seed: u64, run: &str) -> Vec<Jo
         });
     }
     jobs
+}
+
+/// The quote request matching a payment instruction.
+fn quote_request(instruction: &wire::PaymentInstruction) -> wire::QuoteFxRequest {
+    wire::QuoteFxRequest {
+        participant_id: instruction.participant_id.clone(),
+        payer: instruction.payer.clone(),
+        payee: instruction.payee.clone(),
+        amount: instruction.amount.clone(),
+        fixed_side: instruction.fixed_side,
+    }
 }
 
 fn observe(
@@ -379,18 +428,20 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
     };
     let storage = open_storage(&config.storage).await.context("cannot open the demo's store")?;
     let network = Network::embedded(&config, "demo desk quotes (ops/config/network.toml)")?;
+    let catalogue = Catalogue::new(&config, &network)?;
     let router = router_over(network, storage, &config);
     let running = server::start(Arc::clone(&router), "127.0.0.1:0".parse()?).await?;
     let endpoint = format!("http://{}", running.local_addr);
     print_network(&config, &endpoint);
 
     let mut clients = Vec::with_capacity(options.connections);
+    let mut fx_clients = Vec::with_capacity(options.connections);
     for _ in 0..options.connections {
         let channel = Channel::from_shared(endpoint.clone())?.connect().await?;
-        clients.push(PaymentServiceClient::new(channel));
+        clients.push(PaymentServiceClient::new(channel.clone()));
+        fx_clients.push(FxServiceClient::new(channel));
     }
 
-    let catalogue = Catalogue::from_config(&config)?;
     let jobs = generate(&catalogue, options.payments, options.seed, &run);
     let progress = ProgressBar::new(u64::try_from(jobs.len()).unwrap_or(u64::MAX));
     progress.set_style(
@@ -401,24 +452,54 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
 
     let started = Instant::now();
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut quote_histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     let pool = clients.clone();
+    let fx_pool = fx_clients.clone();
     let mut results = futures::stream::iter(jobs.into_iter().enumerate())
         .map(move |(index, job)| {
             let mut client = pool[index % pool.len()].clone();
+            let mut fx = fx_pool[index % fx_pool.len()].clone();
             async move {
+                let Job { kind, mut instruction } = job;
+                let mut quote = None;
+                if kind == Kind::Quoted {
+                    let asked = Instant::now();
+                    let answer = fx.quote_fx(quote_request(&instruction)).await;
+                    let quote_latency = asked.elapsed();
+                    match answer.map(|response| response.into_inner().quote) {
+                        Ok(Some(locked)) => {
+                            instruction.quote_id = locked.quote_id.clone();
+                            quote = Some((locked, quote_latency));
+                        }
+                        Ok(None) => {}
+                        Err(status) => {
+                            let observed = Observed::Refused(format!("QuoteFx {:?}", status.code()));
+                            return Outcome {
+                                kind,
+                                instruction,
+                                observed,
+                                payment: None,
+                                latency: quote_latency,
+                                quote,
+                            };
+                        }
+                    }
+                }
                 let sent = Instant::now();
-                let result = client
-                    .submit_payment(wire::SubmitPaymentRequest { instruction: Some(job.instruction.clone()) })
-                    .await;
+                let result =
+                    client.submit_payment(wire::SubmitPaymentRequest { instruction: Some(instruction.clone()) }).await;
                 let latency = sent.elapsed();
                 let (observed, payment) = observe(result);
-                Outcome { kind: job.kind, instruction: job.instruction, observed, payment, latency }
+                Outcome { kind, instruction, observed, payment, latency, quote }
             }
         })
         .buffer_unordered(options.concurrency);
     while let Some(outcome) = results.next().await {
         histogram.saturating_record(u64::try_from(outcome.latency.as_micros()).unwrap_or(u64::MAX));
+        if let Some((_, quote_latency)) = &outcome.quote {
+            quote_histogram.saturating_record(u64::try_from(quote_latency.as_micros()).unwrap_or(u64::MAX));
+        }
         progress.inc(1);
         outcomes.push(outcome);
     }
@@ -428,7 +509,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
     let mut surprises: Vec<String> = Vec::new();
     print_outcomes(&outcomes, &mut surprises);
     print_corridors(&outcomes);
-    print_performance(&outcomes, &histogram, elapsed, &options);
+    print_multi_hop_example(&outcomes);
+    print_performance(&outcomes, &histogram, &quote_histogram, elapsed, &options);
+    check_quotes(&mut clients[0], &outcomes, &mut surprises).await;
     check_idempotency(&mut clients[0], &outcomes, &mut surprises).await;
     reconcile(&config, &router, &mut clients[0], &mut surprises).await?;
     running.stop().await?;
@@ -566,28 +649,30 @@ fn format_wide_minor(minor: i128, currency: Currency) -> String {
 }
 
 fn print_corridors(outcomes: &[Outcome]) {
-    let mut corridors: BTreeMap<(Currency, Currency), CorridorVolume> = BTreeMap::new();
+    let mut corridors: BTreeMap<(String, Currency, Currency), CorridorVolume> = BTreeMap::new();
     for payment in outcomes.iter().filter(|o| o.observed == Observed::Settled).filter_map(|o| o.payment.as_ref()) {
         let (Some((send_currency, send)), Some((receive_currency, receive))) =
             (minor_of(payment.send_amount.as_ref()), minor_of(payment.receive_amount.as_ref()))
         else {
             continue;
         };
-        let volume = corridors.entry((send_currency, receive_currency)).or_default();
+        let volume = corridors.entry((payment.route.join(" → "), send_currency, receive_currency)).or_default();
         volume.payments += 1;
         volume.send_minor += i128::from(send);
         volume.receive_minor += i128::from(receive);
+        // The payer's fees: those in the send currency (a later hop's fee is in its own).
         volume.fees_minor += payment
             .fees
             .iter()
             .filter_map(|fee| minor_of(fee.amount.as_ref()))
+            .filter(|(currency, _)| *currency == send_currency)
             .map(|(_, m)| i128::from(m))
             .sum::<i128>();
     }
-    let mut corridor_table = table(&["corridor", "settled", "sent", "received", "fees"]);
-    for ((from, to), volume) in &corridors {
+    let mut corridor_table = table(&["route", "settled", "sent", "received", "payer's fees"]);
+    for ((route, from, to), volume) in &corridors {
         corridor_table.add_row(vec![
-            format!("{from} → {to}"),
+            route.clone(),
             volume.payments.to_string(),
             format!("{} {from}", format_wide_minor(volume.send_minor, *from)),
             format!("{} {to}", format_wide_minor(volume.receive_minor, *to)),
@@ -595,7 +680,7 @@ fn print_corridors(outcomes: &[Outcome]) {
         ]);
     }
     right_align(&mut corridor_table, &[1, 2, 3, 4]);
-    println!("Volume per corridor (settled payments)");
+    println!("Volume per route (settled payments; a route of three ledgers converts twice)");
     println!("{corridor_table}\n");
 }
 
@@ -603,7 +688,13 @@ fn format_ms(micros: u64) -> String {
     format!("{}.{:02} ms", micros / 1_000, (micros % 1_000) / 10)
 }
 
-fn print_performance(outcomes: &[Outcome], histogram: &Histogram<u64>, elapsed: Duration, options: &DemoOptions) {
+fn print_performance(
+    outcomes: &[Outcome],
+    histogram: &Histogram<u64>,
+    quote_histogram: &Histogram<u64>,
+    elapsed: Duration,
+    options: &DemoOptions,
+) {
     let elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).max(1);
     let count = u64::try_from(outcomes.len()).unwrap_or(u64::MAX);
     let throughput = count.saturating_mul(1_000_000) / elapsed_us;
@@ -624,9 +715,137 @@ fn print_performance(outcomes: &[Outcome], histogram: &Histogram<u64>, elapsed: 
         format_ms(histogram.value_at_quantile(0.99)),
         format_ms(histogram.max()),
     ]);
+    if !quote_histogram.is_empty() {
+        performance.add_row(vec![
+            "QuoteFx (prices, stores the lock)".to_owned(),
+            quote_histogram.len().to_string(),
+            String::new(),
+            String::new(),
+            String::new(),
+            format_ms(quote_histogram.value_at_quantile(0.50)),
+            format_ms(quote_histogram.value_at_quantile(0.90)),
+            format_ms(quote_histogram.value_at_quantile(0.99)),
+            format_ms(quote_histogram.max()),
+        ]);
+    }
     right_align(&mut performance, &[1, 3, 4, 5, 6, 7, 8]);
     println!("Latency, as the client saw it (submit to final answer, over gRPC on loopback)");
     println!("{performance}\n");
+}
+
+/// One settled multi-hop payment's hops and fees, as its receipt tells them.
+fn print_multi_hop_example(outcomes: &[Outcome]) {
+    let Some(payment) = outcomes
+        .iter()
+        .filter(|o| o.observed == Observed::Settled)
+        .filter_map(|o| o.payment.as_ref())
+        .find(|p| p.hops.len() >= 2)
+    else {
+        return;
+    };
+    let money =
+        |m: &Option<wire::Money>| m.as_ref().map(|m| format!("{} {}", m.amount, m.currency)).unwrap_or_default();
+    let mut hops = table(&["hop", "provider", "pair", "rate", "rate source", "provider takes", "provider pays"]);
+    for hop in &payment.hops {
+        let conversion = hop.conversion.clone().unwrap_or_default();
+        hops.add_row(vec![
+            format!("{} → {}", hop.from_ledger, hop.to_ledger),
+            conversion.provider_id,
+            conversion.pair,
+            conversion.rate,
+            conversion.rate_source,
+            money(&hop.send_amount),
+            money(&hop.receive_amount),
+        ]);
+    }
+    for fee in &payment.fees {
+        hops.add_row(vec![
+            format!("fee {}", fee.corridor),
+            String::new(),
+            String::new(),
+            String::new(),
+            fee.account.clone(),
+            money(&fee.amount),
+            String::new(),
+        ]);
+    }
+    right_align(&mut hops, &[3, 5, 6]);
+    println!(
+        "A multi-hop payment: {} pays {} (debited {}), {} receives {}; {} legs in one two-phase commit",
+        payment.payer,
+        money(&payment.send_amount),
+        money(&payment.total_debit),
+        payment.payee,
+        money(&payment.receive_amount),
+        payment.legs.len()
+    );
+    println!("{hops}\n");
+}
+
+/// Every quoted payment that settled must have settled at exactly its quote; a used quote must be
+/// refused to a second payment, and to another participant.
+async fn check_quotes(client: &mut PaymentServiceClient<Channel>, outcomes: &[Outcome], surprises: &mut Vec<String>) {
+    const REUSES_MAX: usize = 20;
+    let quoted: Vec<(&Outcome, &wire::Quote)> =
+        outcomes.iter().filter_map(|o| o.quote.as_ref().map(|(quote, _)| (o, quote))).collect();
+    let mut exact = 0;
+    let mut settled = 0;
+    for (outcome, quote) in &quoted {
+        let Some(payment) = outcome.payment.as_ref().filter(|_| outcome.observed == Observed::Settled) else {
+            continue;
+        };
+        settled += 1;
+        let same = payment.send_amount == quote.send_amount
+            && payment.receive_amount == quote.receive_amount
+            && payment.total_debit == quote.total_debit
+            && payment.fees == quote.fees
+            && payment.hops == quote.hops
+            && payment.route == quote.route
+            && payment.quote_id == quote.quote_id;
+        if same {
+            exact += 1;
+        } else if surprises.len() < 20 {
+            surprises.push(format!("payment {} did not settle at its quote {}", payment.payment_id, quote.quote_id));
+        }
+    }
+    let (mut reused, mut stolen, mut tried) = (0, 0, 0);
+    for (outcome, _) in quoted.iter().filter(|(o, _)| o.observed == Observed::Settled).take(REUSES_MAX) {
+        tried += 1;
+        let mut again = outcome.instruction.clone();
+        again.idempotency_key.push_str("-again");
+        match observe(client.submit_payment(wire::SubmitPaymentRequest { instruction: Some(again.clone()) }).await) {
+            (Observed::Rejected(code), _) if code == "QUOTE_ALREADY_USED" => reused += 1,
+            other => surprises.push(format!("a second payment with quote {} gave {:?}", again.quote_id, other.0)),
+        }
+        let mut other_bank = again;
+        other_bank.participant_id = "lp-alpha".into();
+        other_bank.idempotency_key.push_str("-stolen");
+        match client.submit_payment(wire::SubmitPaymentRequest { instruction: Some(other_bank.clone()) }).await {
+            Err(status) if status.code() == tonic::Code::PermissionDenied => stolen += 1,
+            other => {
+                surprises.push(format!("quote {} used by another participant gave {other:?}", other_bank.quote_id))
+            }
+        }
+    }
+    let mut quotes = table(&["check", "sent", "as expected"]);
+    quotes.add_row(vec![
+        "quoted and settled → exactly the quoted amounts, fees and hops".to_owned(),
+        settled.to_string(),
+        exact.to_string(),
+    ]);
+    quotes.add_row(vec![
+        "a used quote, new idempotency key → REJECTED QUOTE_ALREADY_USED".to_owned(),
+        tried.to_string(),
+        reused.to_string(),
+    ]);
+    quotes.add_row(vec![
+        "the quote, another participant → PERMISSION_DENIED".to_owned(),
+        tried.to_string(),
+        stolen.to_string(),
+    ]);
+    right_align(&mut quotes, &[1, 2]);
+    println!("Locked quotes ({} quoted with QuoteFx)", quoted.len());
+    println!("{quotes}\n");
 }
 
 /// Retries some settled payments' keys: each must return the first payment, and the same key
@@ -769,12 +988,15 @@ mod tests {
     #[test]
     fn the_demo_network_is_valid_and_the_mix_covers_every_kind() {
         let config = Config::from_toml(NETWORK_TOML).unwrap();
-        let catalogue = Catalogue::from_config(&config).unwrap();
+        let network = Network::embedded(&config, "test").unwrap();
+        let catalogue = Catalogue::new(&config, &network).unwrap();
         let jobs = generate(&catalogue, 2_000, 7, "test");
         for kind in [
             Kind::Domestic,
             Kind::CrossBorderFixedSend,
             Kind::CrossBorderFixedReceive,
+            Kind::MultiHop,
+            Kind::Quoted,
             Kind::OverLimit,
             Kind::InsufficientFunds,
             Kind::UnknownPayee,

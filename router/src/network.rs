@@ -10,13 +10,13 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime};
 
 use corridor_compliance::{CompliancePipeline, SinglePaymentLimit};
-use corridor_fx::{CurrencyPair, ProviderRate, RateBook};
+use corridor_fx::{CurrencyPair, EcbHistory, ProviderRate, RateBook};
 use corridor_ledger_adapters::remote::RemoteLedger;
 use corridor_ledger_adapters::{InMemoryLedger, Ledger, LedgerDescription};
 use corridor_schemas::{AccountName, Address, Currency, Jurisdiction, LedgerId, Money, ParticipantId};
 use rust_decimal::Decimal;
 
-use crate::config::{Config, ConfigError, Role};
+use crate::config::{Config, ConfigError, EcbSeedConfig, Role};
 
 /// A ledger as the router knows it.
 #[derive(Clone)]
@@ -223,6 +223,17 @@ impl Network {
                 .map_err(|error| ConfigError { key: key("bid"), reason: error.to_string() })?;
         }
 
+        for (index, seed) in config.fx.ecb_seeds.iter().enumerate() {
+            for rate in ecb_seed_rates(seed, as_of)
+                .map_err(|reason| ConfigError { key: format!("fx.ecb_seeds[{index}]"), reason })?
+            {
+                rates.publish(rate).map_err(|error| ConfigError {
+                    key: format!("fx.ecb_seeds[{index}]"),
+                    reason: error.to_string(),
+                })?;
+            }
+        }
+
         let mut fees = HashMap::new();
         for fee in &config.fees {
             let currency = ledgers[&fee.from_ledger].description.currency;
@@ -283,6 +294,27 @@ impl Network {
     }
 }
 
+/// A seeded provider's rates: its pairs around the chosen day's ECB mids.
+fn ecb_seed_rates(seed: &EcbSeedConfig, as_of: SystemTime) -> Result<Vec<ProviderRate>, String> {
+    let text = match &seed.file {
+        None => std::borrow::Cow::Borrowed(corridor_fx::ECB_SNAPSHOT_2025_2026),
+        Some(path) => std::borrow::Cow::Owned(
+            std::fs::read_to_string(path).map_err(|error| format!("file: cannot read {}: {error}", path.display()))?,
+        ),
+    };
+    let history = EcbHistory::parse(&text).map_err(|error| format!("file: {error}"))?;
+    let day = match &seed.date {
+        Some(date) => history.day(date).ok_or_else(|| format!("date: the file has no rates for {date}"))?,
+        None => history.latest().ok_or("file: it has no rates")?,
+    };
+    let pairs = seed
+        .pairs
+        .iter()
+        .map(|pair| CurrencyPair::parse(pair).map_err(|error| format!("pairs: {error}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    day.provider_rates(&seed.provider, &pairs, seed.spread_bps, as_of).map_err(|error| error.to_string())
+}
+
 pub fn default_fee_account(ledger: &LedgerId) -> Address {
     Address::new(ledger.clone(), AccountName::new("corridor.fees").expect("a valid constant account name"))
 }
@@ -298,6 +330,70 @@ fn minor_units_of(amount: Decimal, currency: Currency) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SEEDED: &str = r#"
+[[ledgers]]
+id = "e-cny"
+currency = "CNY"
+jurisdiction = "CN"
+
+[[ledgers]]
+id = "e-hkd"
+currency = "HKD"
+jurisdiction = "HK"
+
+[[participants]]
+id = "lp-ecb"
+role = "liquidity_provider"
+accounts = [{ address = "e-cny/lp-ecb" }, { address = "e-hkd/lp-ecb" }]
+
+[[fx.ecb_seeds]]
+provider = "lp-ecb"
+date = "2026-10-30"
+spread_bps = 20
+pairs = ["CNY/HKD"]
+"#;
+
+    #[test]
+    fn ecb_seeds_quote_around_the_days_cross_through_eur() {
+        let config = Config::from_toml(SEEDED).unwrap();
+        let network = Network::embedded(&config, "test").unwrap();
+        let book = network.rates();
+        let rate = &book.rates()[0];
+        // 2026-10-30: 7.4326 CNY and 8.7652 HKD per EUR, so CNY/HKD = 8.7652 ÷ 7.4326 = 1.1792912305249...
+        // ± 10 bp each side: bid × 0.999 = 1.1781119392944..., ask × 1.001 = 1.1804705217555...,
+        // cut to 12 significant digits toward the provider (bid down, ask up).
+        assert_eq!((rate.bid.to_string().as_str(), rate.ask.to_string().as_str()), ("1.17811193929", "1.18047052176"));
+        assert_eq!(rate.source, "ECB reference rates 2026-10-30 ± 20 bp");
+    }
+
+    #[test]
+    fn ecb_seed_errors_name_the_key() {
+        let check = |edit: (&str, &str), expected: &str| {
+            let text = SEEDED.replacen(edit.0, edit.1, 1);
+            let error = match Config::from_toml(&text) {
+                Err(error) => error,
+                Ok(config) => Network::embedded(&config, "test").err().unwrap(),
+            };
+            assert!(error.to_string().contains(expected), "`{error}` lacks `{expected}`");
+        };
+        check(
+            ("date = \"2026-10-30\"", "date = \"2026-10-31\""),
+            "fx.ecb_seeds[0]: date: the file has no rates for 2026-10-31",
+        );
+        check(
+            ("pairs = [\"CNY/HKD\"]", "pairs = [\"CNY/AED\"]"),
+            "fx.ecb_seeds[0].pairs[0]: no ledger on this network issues AED",
+        );
+        check(
+            ("provider = \"lp-ecb\"", "provider = \"lp-x\""),
+            "fx.ecb_seeds[0].provider: participant `lp-x` is not configured",
+        );
+        check(
+            ("date = \"2026-10-30\"", "file = \"/nonexistent.csv\""),
+            "fx.ecb_seeds[0]: file: cannot read /nonexistent.csv",
+        );
+    }
 
     #[test]
     fn fee_is_fixed_plus_basis_points_rounded_down() {
