@@ -75,6 +75,8 @@ fn rate_from_wire(
     if as_of > now + RATE_CLOCK_SKEW_MAX {
         return Err(FieldError::new("as_of", "is in the future"));
     }
+    // Within the skew allowed, a rate is as old as its arrival: it must not outlive the maximum age.
+    let as_of = as_of.min(now);
     let maximum = match entry.maximum {
         None => None,
         Some(maximum) => {
