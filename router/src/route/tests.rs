@@ -305,3 +305,88 @@ proptest! {
         prop_assert_eq!(plan.total_debit.minor_units(), plan.send.minor_units() + fees);
     }
 }
+
+/// e-JPY (no minor units) → e-USD (two) → e-BHD (three): rounding per currency at every hop.
+const ZERO_TWO_THREE: &str = r#"
+[[ledgers]]
+id = "e-jpy"
+currency = "JPY"
+jurisdiction = "JP"
+
+[[ledgers]]
+id = "e-usd"
+currency = "USD"
+jurisdiction = "US"
+
+[[ledgers]]
+id = "e-bhd"
+currency = "BHD"
+jurisdiction = "BH"
+
+[[participants]]
+id = "bank-jp"
+role = "bank"
+accounts = [{ address = "e-jpy/jp.a", opening_balance = "100000000" }]
+
+[[participants]]
+id = "bank-bh"
+role = "bank"
+accounts = [{ address = "e-bhd/bh.a" }]
+
+[[participants]]
+id = "lp-x"
+role = "liquidity_provider"
+accounts = [{ address = "e-jpy/lp-x" }, { address = "e-usd/lp-x" }]
+
+[[participants]]
+id = "lp-y"
+role = "liquidity_provider"
+accounts = [{ address = "e-usd/lp-y" }, { address = "e-bhd/lp-y" }]
+
+[[rates]]
+provider = "lp-x"
+pair = "USD/JPY"
+bid = "154.25"
+ask = "154.75"
+
+[[rates]]
+provider = "lp-y"
+pair = "USD/BHD"
+bid = "0.3765"
+ask = "0.3775"
+
+[[fees]]
+from_ledger = "e-usd"
+to_ledger = "e-bhd"
+currency = "USD"
+fixed = "1.00"
+"#;
+
+#[test]
+fn jpy_to_bhd_through_usd_rounds_to_each_currencys_minor_units() {
+    let network = Network::embedded(&Config::from_toml(ZERO_TWO_THREE).unwrap(), "test").unwrap();
+    let request = |amount: &str, fixed_side| QuoteRequest {
+        participant: ParticipantId::new("bank-jp").unwrap(),
+        payer: "e-jpy/jp.a".parse().unwrap(),
+        payee: "e-bhd/bh.a".parse().unwrap(),
+        amount: money(amount),
+        fixed_side,
+    };
+    // Fixed send 100000 JPY: ÷ 154.75 (lp-x sells USD at its ask) = 646.2035… → 646.20 USD;
+    // the e-USD → e-BHD fee of 1.00 USD leaves 645.20; × 0.3765 (lp-y's bid) = 242.9178 → 242.917 BHD.
+    let send = plan(&network, &request("100000 JPY", FixedSide::Send), now()).unwrap();
+    assert_eq!((send.total_debit, send.receive), (money("100000 JPY"), money("242.917 BHD")));
+    assert_eq!(
+        legs(&send),
+        [
+            "e-jpy: jp.a -100000, lp-x 100000",
+            "e-usd: lp-x -646.20, lp-y 645.20, corridor.fees 1.00",
+            "e-bhd: lp-y -242.917, bh.a 242.917",
+        ]
+    );
+    // Fixed receive 100.000 BHD: ÷ 0.3765 = 265.6042… → 265.61 USD, + 1.00 fee = 266.61 USD;
+    // × 154.75 = 41257.8975 → 41258 JPY (up: JPY has no minor units).
+    let receive = plan(&network, &request("100.000 BHD", FixedSide::Receive), now()).unwrap();
+    assert_eq!((receive.total_debit, receive.receive), (money("41258 JPY"), money("100.000 BHD")));
+    assert_eq!(legs(&receive)[1], "e-usd: lp-x -266.61, lp-y 265.61, corridor.fees 1.00");
+}
