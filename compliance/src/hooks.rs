@@ -81,6 +81,8 @@ mod tests {
             payer: &payer,
             payee: &payee,
             amounts,
+            originator: None,
+            beneficiary: None,
         };
         let jurisdictions: Vec<_> = jurisdictions.iter().map(|code| jurisdiction(code)).collect();
         pipeline().screen(&subject, &jurisdictions).await

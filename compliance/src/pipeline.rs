@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use corridor_schemas::{Address, Jurisdiction, Money, ParticipantId, PaymentId};
+use corridor_schemas::{Address, Jurisdiction, Money, ParticipantId, Party, PaymentId};
 
 /// Why a hook decided as it did. `code` is stable and machine-readable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,9 @@ pub struct Subject<'a> {
     pub payee: &'a Address,
     /// The amount on each ledger of the route, in route order (send first, receive last).
     pub amounts: &'a [Money],
+    /// Who pays and who is paid, as the instruction describes them (absent if it does not).
+    pub originator: Option<&'a Party>,
+    pub beneficiary: Option<&'a Party>,
 }
 
 #[async_trait::async_trait]

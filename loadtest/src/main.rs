@@ -232,6 +232,8 @@ fn instruction_template(settings: &RunSettings, fixed_side: FixedSideArgument) -
         fixed_side: fixed_side.to_wire() as i32,
         reference: String::new(),
         quote_id: String::new(),
+        originator: None,
+        beneficiary: None,
     }
 }
 
@@ -355,6 +357,8 @@ mod tests {
                 fixed_side: wire::FixedSide::Receive as i32,
                 reference: String::new(),
                 quote_id: String::new(),
+                originator: None,
+                beneficiary: None,
             }
         );
     }

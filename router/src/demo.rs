@@ -352,6 +352,8 @@ fn generate(catalogue: &Catalogue, count: usize, seed: u64, run: &str) -> Vec<Jo
                 fixed_side: fixed_side as i32,
                 reference: format!("demo payment {index}"),
                 quote_id: String::new(),
+                originator: None,
+                beneficiary: None,
             },
         });
     }

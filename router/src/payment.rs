@@ -250,6 +250,8 @@ impl PaymentRecord {
             fees: record.fees.iter().map(FeeCharge::to_wire).collect(),
             total_debit: record.total_debit.map(wire::Money::from),
             quote_id: instruction.quote.map(|quote| quote.to_string()).unwrap_or_default(),
+            originator: instruction.originator.as_ref().map(wire::Party::from),
+            beneficiary: instruction.beneficiary.as_ref().map(wire::Party::from),
             route: record.route.iter().map(ToString::to_string).collect(),
             legs,
             compliance,

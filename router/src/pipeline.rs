@@ -236,6 +236,8 @@ impl Router {
             payer: &record.instruction.payer,
             payee: &record.instruction.payee,
             amounts: &amounts,
+            originator: record.instruction.originator.as_ref(),
+            beneficiary: record.instruction.beneficiary.as_ref(),
         };
         let screening = self.network.compliance.screen(&subject, &jurisdictions).await;
         record.timings.compliance_us = elapsed_us(compliance_started);

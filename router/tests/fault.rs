@@ -188,6 +188,8 @@ fn instruction(index: usize, rng: &mut StdRng) -> wire::PaymentInstruction {
         fixed_side: wire::FixedSide::Send as i32,
         reference: String::new(),
         quote_id: String::new(),
+        originator: None,
+        beneficiary: None,
     }
 }
 

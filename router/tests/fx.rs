@@ -303,6 +303,8 @@ fn paying(quote: &wire::Quote, key: &str) -> wire::PaymentInstruction {
         fixed_side: quote.fixed_side,
         reference: "fx test".into(),
         quote_id: quote.quote_id.clone(),
+        originator: None,
+        beneficiary: None,
     }
 }
 
@@ -324,6 +326,8 @@ fn unquoted(
         fixed_side: wire::FixedSide::Send as i32,
         reference: "fx test".into(),
         quote_id: String::new(),
+        originator: None,
+        beneficiary: None,
     }
 }
 

@@ -138,6 +138,8 @@ fn instruction(key: &str, payer: &str, payee: &str, currency: &str, amount: &str
         fixed_side: wire::FixedSide::Send as i32,
         reference: "integration test".into(),
         quote_id: String::new(),
+        originator: None,
+        beneficiary: None,
     }
 }
 

@@ -296,6 +296,8 @@ fn instruction(index: usize, spec: &PaymentSpec, network: &Network) -> Option<Pa
         fixed_side,
         reference: String::new(),
         quote: None,
+        originator: None,
+        beneficiary: None,
     })
 }
 

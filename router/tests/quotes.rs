@@ -423,6 +423,8 @@ fn instruction(request: &QuoteRequest, key: &str, quote: Option<&LockedQuote>) -
         fixed_side: request.fixed_side,
         reference: String::new(),
         quote: quote.map(|quote| quote.id),
+        originator: None,
+        beneficiary: None,
     }
 }
 

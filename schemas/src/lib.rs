@@ -10,6 +10,7 @@ pub mod currency;
 pub mod error;
 pub mod identifier;
 pub mod money;
+pub mod party;
 pub mod payment;
 pub mod wire;
 
@@ -18,4 +19,5 @@ pub use currency::{Currency, CurrencyError};
 pub use error::FieldError;
 pub use identifier::{IdempotencyKey, IdentifierError, Jurisdiction, ParticipantId};
 pub use money::{Money, MoneyError};
+pub use party::Party;
 pub use payment::{FixedSide, PaymentId, PaymentInstruction, PaymentStatus, QuoteId, QuoteRequest};

@@ -12,6 +12,7 @@ use crate::currency::Currency;
 use crate::error::FieldError;
 use crate::identifier::{IdempotencyKey, ParticipantId};
 use crate::money::Money;
+use crate::party::Party;
 use crate::wire::v1 as wire;
 
 /// An id that is a UUID v7, so ids sort by creation time and page naturally.
@@ -124,6 +125,9 @@ pub struct PaymentInstruction {
     pub reference: String,
     /// A locked quote to pay with.
     pub quote: Option<QuoteId>,
+    /// Who pays and who is paid, for compliance.
+    pub originator: Option<Party>,
+    pub beneficiary: Option<Party>,
 }
 
 /// A request for a locked quote: the priced part of a payment instruction.
@@ -216,6 +220,11 @@ impl TryFrom<wire::PaymentInstruction> for PaymentInstruction {
             "" => None,
             id => Some(id.parse::<QuoteId>().map_err(|reason| FieldError::new("quote_id", reason))?),
         };
+        let party = |party: Option<wire::Party>, field: &str| -> Result<Option<Party>, FieldError> {
+            party.map(Party::try_from).transpose().map_err(|error| error.within(field))
+        };
+        let originator = party(instruction.originator, "originator")?;
+        let beneficiary = party(instruction.beneficiary, "beneficiary")?;
         Ok(Self {
             participant,
             idempotency_key,
@@ -225,6 +234,8 @@ impl TryFrom<wire::PaymentInstruction> for PaymentInstruction {
             fixed_side,
             reference: instruction.reference,
             quote,
+            originator,
+            beneficiary,
         })
     }
 }
@@ -255,6 +266,8 @@ impl From<&PaymentInstruction> for wire::PaymentInstruction {
             fixed_side: wire::FixedSide::from(instruction.fixed_side) as i32,
             reference: instruction.reference.clone(),
             quote_id: instruction.quote.map(|quote| quote.to_string()).unwrap_or_default(),
+            originator: instruction.originator.as_ref().map(wire::Party::from),
+            beneficiary: instruction.beneficiary.as_ref().map(wire::Party::from),
         }
     }
 }
@@ -273,6 +286,8 @@ mod tests {
             fixed_side: wire::FixedSide::Send as i32,
             reference: "invoice 7".into(),
             quote_id: String::new(),
+            originator: None,
+            beneficiary: None,
         }
     }
 
@@ -321,6 +336,10 @@ mod tests {
         check(|i| i.quote_id = "quote-1".into(), Err(("quote_id", "not a UUID")));
         check(|i| i.quote_id = "67e55044-10b1-426f-9247-bb680e5fe0c8".into(), Err(("quote_id", "UUID v7")));
         check(|i| i.quote_id = QuoteId::generate().to_string(), Ok(()));
+        check(
+            |i| i.originator = Some(wire::Party { date_of_birth: "1990-02-30".into(), ..wire::Party::default() }),
+            Err(("originator.date_of_birth", "not a date")),
+        );
     }
 
     #[test]
