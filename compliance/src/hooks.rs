@@ -81,6 +81,7 @@ mod tests {
             payer: &payer,
             payee: &payee,
             amounts,
+            jurisdictions: &[],
             originator: None,
             beneficiary: None,
         };

@@ -8,6 +8,8 @@
 
 mod hooks;
 mod pipeline;
+mod rules;
 
 pub use hooks::SinglePaymentLimit;
+pub use rules::{CorridorRule, TravelRule};
 pub use pipeline::{ComplianceHook, CompliancePipeline, Decision, HookDecision, Outcome, Reason, Screening, Subject};

@@ -29,6 +29,8 @@ pub struct Subject<'a> {
     pub payee: &'a Address,
     /// The amount on each ledger of the route, in route order (send first, receive last).
     pub amounts: &'a [Money],
+    /// The jurisdiction of each ledger on the route, in route order (payer's first, payee's last).
+    pub jurisdictions: &'a [Jurisdiction],
     /// Who pays and who is paid, as the instruction describes them (absent if it does not).
     pub originator: Option<&'a Party>,
     pub beneficiary: Option<&'a Party>,

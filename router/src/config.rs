@@ -31,6 +31,10 @@ pub struct Config {
     #[serde(default)]
     pub limits: Vec<LimitConfig>,
     #[serde(default)]
+    pub travel_rules: Vec<TravelRuleConfig>,
+    #[serde(default)]
+    pub corridor_rules: Vec<CorridorRuleConfig>,
+    #[serde(default)]
     pub fees: Vec<FeeConfig>,
 }
 
@@ -276,6 +280,28 @@ pub struct LimitConfig {
     pub single_payment_max: Decimal,
 }
 
+/// A jurisdiction's travel rule: above `threshold` (in `currency`), originator and beneficiary
+/// data must be present.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TravelRuleConfig {
+    pub jurisdiction: Jurisdiction,
+    pub currency: Currency,
+    pub threshold: Decimal,
+}
+
+/// Corridors a jurisdiction has closed: no payments from it to `closed_to`, none into it from
+/// `closed_from` (transit included).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorridorRuleConfig {
+    pub jurisdiction: Jurisdiction,
+    #[serde(default)]
+    pub closed_to: Vec<Jurisdiction>,
+    #[serde(default)]
+    pub closed_from: Vec<Jurisdiction>,
+}
+
 /// The network fee of one hop of a route, from one ledger to the next, in the source ledger's
 /// currency, credited to `account` inside the same two-phase commit. The first hop's fee is
 /// charged to the payer on top of the amount; a later hop's is taken out of the amount flowing
@@ -337,6 +363,20 @@ impl Config {
 
     pub fn ledger(&self, id: &LedgerId) -> Option<&LedgerConfig> {
         self.ledgers.iter().find(|ledger| &ledger.id == id)
+    }
+
+    /// Some ledger of `jurisdiction` issues `currency`, or an error at `key`.
+    fn check_jurisdiction_currency(
+        &self,
+        jurisdiction: &Jurisdiction,
+        currency: Currency,
+        key: &str,
+    ) -> Result<(), ConfigError> {
+        if self.ledgers.iter().any(|ledger| &ledger.jurisdiction == jurisdiction && ledger.currency == currency) {
+            Ok(())
+        } else {
+            Err(ConfigError::new(key, format!("no ledger of jurisdiction {jurisdiction} issues {currency}")))
+        }
     }
 
     /// A registered liquidity provider, or an error at `key`.
@@ -478,6 +518,27 @@ impl Config {
             }
             Money::from_decimal(limit.single_payment_max, limit.currency)
                 .map_err(|error| ConfigError::new(format!("{key}.single_payment_max"), error))?;
+        }
+        for (index, rule) in self.travel_rules.iter().enumerate() {
+            let key = format!("travel_rules[{index}]");
+            self.check_jurisdiction_currency(&rule.jurisdiction, rule.currency, &format!("{key}.currency"))?;
+            Money::from_decimal(rule.threshold, rule.currency)
+                .map_err(|error| ConfigError::new(format!("{key}.threshold"), error))?;
+            if self.travel_rules[..index].iter().any(|other| other.jurisdiction == rule.jurisdiction) {
+                return Err(ConfigError::new(key, format!("{} has a travel rule already", rule.jurisdiction)));
+            }
+        }
+        for (index, rule) in self.corridor_rules.iter().enumerate() {
+            let key = format!("corridor_rules[{index}]");
+            if !self.ledgers.iter().any(|ledger| ledger.jurisdiction == rule.jurisdiction) {
+                return Err(ConfigError::new(
+                    format!("{key}.jurisdiction"),
+                    format!("no ledger on this network is in {}", rule.jurisdiction),
+                ));
+            }
+            if rule.closed_to.contains(&rule.jurisdiction) || rule.closed_from.contains(&rule.jurisdiction) {
+                return Err(ConfigError::new(key, format!("{} cannot close a corridor to itself", rule.jurisdiction)));
+            }
         }
         for (index, fee) in self.fees.iter().enumerate() {
             let key = format!("fees[{index}]");
@@ -661,6 +722,18 @@ ask = "1.090"
         assert_eq!(error.to_string(), "fees[0].participant: participant `bank-xx` is not configured");
         let error = fee("to_ledger = \"e-hkd\"\nbasis_points = 5000").unwrap_err();
         assert_eq!(error.to_string(), "fees[0].basis_points: at most 1000");
+        let travel = |body: &str| with(&format!("[[travel_rules]]\n{body}"));
+        assert!(travel("jurisdiction = \"HK\"\ncurrency = \"HKD\"\nthreshold = \"8000.00\"").is_ok());
+        let error = travel("jurisdiction = \"HK\"\ncurrency = \"CNY\"\nthreshold = \"8000\"").unwrap_err();
+        assert_eq!(error.to_string(), "travel_rules[0].currency: no ledger of jurisdiction HK issues CNY");
+        let error = travel("jurisdiction = \"HK\"\ncurrency = \"HKD\"\nthreshold = \"1.001\"").unwrap_err();
+        assert!(error.to_string().starts_with("travel_rules[0].threshold"), "{error}");
+        let corridor = |body: &str| with(&format!("[[corridor_rules]]\n{body}"));
+        assert!(corridor("jurisdiction = \"HK\"\nclosed_to = [\"AE\"]").is_ok());
+        let error = corridor("jurisdiction = \"AE\"\nclosed_to = [\"HK\"]").unwrap_err();
+        assert_eq!(error.to_string(), "corridor_rules[0].jurisdiction: no ledger on this network is in AE");
+        let error = corridor("jurisdiction = \"HK\"\nclosed_from = [\"HK\"]").unwrap_err();
+        assert_eq!(error.to_string(), "corridor_rules[0]: HK cannot close a corridor to itself");
         let error = with("[[fees]]\nfrom_ledger = \"e-cny\"\ncurrency = \"HKD\"").unwrap_err();
         assert_eq!(error.to_string(), "fees[0].currency: e-cny charges its fees in CNY, not HKD");
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime};
 
-use corridor_compliance::{CompliancePipeline, SinglePaymentLimit};
+use corridor_compliance::{CompliancePipeline, CorridorRule, SinglePaymentLimit, TravelRule};
 use corridor_fx::{CurrencyPair, EcbHistory, ProviderRate, RateBook};
 use corridor_ledger_adapters::remote::RemoteLedger;
 use corridor_ledger_adapters::{InMemoryLedger, Ledger, LedgerDescription};
@@ -252,6 +252,15 @@ impl Network {
             let money = Money::from_decimal(limit.single_payment_max, limit.currency)
                 .map_err(|error| ConfigError { key: "limits".into(), reason: error.to_string() })?;
             compliance.add_hook(limit.jurisdiction.clone(), Arc::new(SinglePaymentLimit::new(money)));
+        }
+        for rule in &config.travel_rules {
+            let threshold = Money::from_decimal(rule.threshold, rule.currency)
+                .map_err(|error| ConfigError { key: "travel_rules".into(), reason: error.to_string() })?;
+            compliance.add_hook(rule.jurisdiction.clone(), Arc::new(TravelRule::new(threshold)));
+        }
+        for rule in &config.corridor_rules {
+            let hook = CorridorRule { closed_to: rule.closed_to.clone(), closed_from: rule.closed_from.clone() };
+            compliance.add_hook(rule.jurisdiction.clone(), Arc::new(hook));
         }
 
         let fx = FxSettings {

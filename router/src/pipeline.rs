@@ -236,6 +236,7 @@ impl Router {
             payer: &record.instruction.payer,
             payee: &record.instruction.payee,
             amounts: &amounts,
+            jurisdictions: &jurisdictions,
             originator: record.instruction.originator.as_ref(),
             beneficiary: record.instruction.beneficiary.as_ref(),
         };
