@@ -22,7 +22,12 @@ fn compile_protos(out_dir: &std::path::Path) -> Result<(), Box<dyn std::error::E
     // Hand protoc to prost-build through its config: `env::set_var` is unsafe in edition 2024.
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc);
-    let protos = ["proto/corridor/v1/payments.proto", "proto/corridor/v1/fx.proto", "proto/corridor/v1/ledger.proto"];
+    let protos = [
+        "proto/corridor/v1/payments.proto",
+        "proto/corridor/v1/fx.proto",
+        "proto/corridor/v1/compliance.proto",
+        "proto/corridor/v1/ledger.proto",
+    ];
     let well_known_types = well_known_types.to_str().ok_or("protoc include path is not UTF-8")?.to_owned();
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("corridor_descriptor.bin"))

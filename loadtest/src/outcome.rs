@@ -32,7 +32,8 @@ pub enum OutcomeClass {
     Rejected,
     /// Aborted during settlement; every prepared leg was released.
     Failed,
-    /// Answered while not yet final, e.g. a commit the coordinator could not deliver yet.
+    /// Answered while not yet final, e.g. a commit the coordinator could not deliver yet, or a
+    /// payment held for a compliance officer's review.
     Pending,
     /// The call itself failed with a gRPC status: refused at the API, timed out, or the
     /// connection was lost.
@@ -104,7 +105,10 @@ pub fn classify(result: Result<wire::SubmitPaymentResponse, tonic::Status>) -> O
         Ok(wire::PaymentStatus::Settled) => Outcome::new(OutcomeClass::Settled, ""),
         Ok(wire::PaymentStatus::Rejected) => Outcome::new(OutcomeClass::Rejected, reason_code),
         Ok(wire::PaymentStatus::Failed) => Outcome::new(OutcomeClass::Failed, reason_code),
-        Ok(wire::PaymentStatus::Pending) => Outcome::new(OutcomeClass::Pending, reason_code),
+        // Held for a compliance officer: not final, like a pending one.
+        Ok(wire::PaymentStatus::Pending | wire::PaymentStatus::Held) => {
+            Outcome::new(OutcomeClass::Pending, reason_code)
+        }
         Ok(wire::PaymentStatus::Unspecified) => Outcome::new(OutcomeClass::Unexpected, "status UNSPECIFIED"),
         Err(_) => Outcome::new(OutcomeClass::Unexpected, &format!("status {}", payment.status)),
     }

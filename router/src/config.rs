@@ -31,6 +31,10 @@ pub struct Config {
     #[serde(default)]
     pub limits: Vec<LimitConfig>,
     #[serde(default)]
+    pub compliance: ComplianceConfig,
+    #[serde(default)]
+    pub compliance_officers: Vec<OfficerConfig>,
+    #[serde(default)]
     pub travel_rules: Vec<TravelRuleConfig>,
     #[serde(default)]
     pub corridor_rules: Vec<CorridorRuleConfig>,
@@ -280,6 +284,38 @@ pub struct LimitConfig {
     pub single_payment_max: Decimal,
 }
 
+/// The review queue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplianceConfig {
+    /// A held payment not decided within this time is rejected (`REVIEW_TIMEOUT`).
+    #[serde(default = "ComplianceConfig::default_review_timeout_ms")]
+    pub review_timeout_ms: u64,
+}
+
+impl ComplianceConfig {
+    fn default_review_timeout_ms() -> u64 {
+        86_400_000
+    }
+}
+
+impl Default for ComplianceConfig {
+    fn default() -> Self {
+        Self { review_timeout_ms: Self::default_review_timeout_ms() }
+    }
+}
+
+/// A compliance officer, who decides held payments of one jurisdiction. (Identified by this id
+/// until officers authenticate with certificates.)
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfficerConfig {
+    pub id: ParticipantId,
+    pub jurisdiction: Jurisdiction,
+    #[serde(default)]
+    pub name: String,
+}
+
 /// A jurisdiction's travel rule: above `threshold` (in `currency`), originator and beneficiary
 /// data must be present.
 #[derive(Debug, Clone, Deserialize)]
@@ -518,6 +554,21 @@ impl Config {
             }
             Money::from_decimal(limit.single_payment_max, limit.currency)
                 .map_err(|error| ConfigError::new(format!("{key}.single_payment_max"), error))?;
+        }
+        if self.compliance.review_timeout_ms == 0 {
+            return Err(ConfigError::new("compliance.review_timeout_ms", "must be positive"));
+        }
+        for (index, officer) in self.compliance_officers.iter().enumerate() {
+            let key = format!("compliance_officers[{index}]");
+            if !self.ledgers.iter().any(|ledger| ledger.jurisdiction == officer.jurisdiction) {
+                return Err(ConfigError::new(
+                    format!("{key}.jurisdiction"),
+                    format!("no ledger on this network is in {}", officer.jurisdiction),
+                ));
+            }
+            if self.compliance_officers[..index].iter().any(|other| other.id == officer.id) {
+                return Err(ConfigError::new(format!("{key}.id"), format!("`{}` appears twice", officer.id)));
+            }
         }
         for (index, rule) in self.travel_rules.iter().enumerate() {
             let key = format!("travel_rules[{index}]");

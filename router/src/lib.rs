@@ -20,6 +20,8 @@ pub mod payment;
 pub mod pipeline;
 pub mod quote;
 pub mod recovery;
+pub mod review;
+pub mod review_api;
 pub mod route;
 pub mod server;
 pub mod settlement;

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use corridor_router::config::Config;
 use corridor_router::demo::{self, DemoOptions};
 use corridor_router::network::Network;
-use corridor_router::{open_storage, recovery, router_over, server};
+use corridor_router::{open_storage, recovery, review, router_over, server};
 
 #[derive(Parser)]
 #[command(name = "corridor", version, about = "Open payment routing network for central-bank digital currencies")]
@@ -98,6 +98,7 @@ async fn serve(
         "recovery done"
     );
     let listen = listen.unwrap_or(config.server.listen);
+    let _review_expiry = review::spawn_review_expiry(std::sync::Arc::clone(&router));
     let running = server::start(router, listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     // Tests and scripts read this line to find the port.
     println!("corridor listening on {}", running.local_addr);

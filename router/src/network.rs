@@ -82,6 +82,10 @@ pub struct Network {
     pub fx: FxSettings,
     pub fees: HashMap<FeeKey, Fee>,
     pub compliance: CompliancePipeline,
+    /// Compliance officers and the jurisdiction whose held payments each decides.
+    pub officers: HashMap<ParticipantId, Jurisdiction>,
+    /// How long a held payment waits for its review.
+    pub review_timeout: Duration,
     /// The in-memory ledgers created for the embedded default, for audits by the demo and tests.
     pub embedded_ledgers: Vec<Arc<InMemoryLedger>>,
 }
@@ -268,7 +272,19 @@ impl Network {
             quote_ttl: Duration::from_millis(config.fx.quote_ttl_ms),
             hop_limit: config.fx.hop_limit,
         };
-        Ok(Self { ledgers, participants, providers, rates: RwLock::new(rates), fx, fees, compliance, embedded_ledgers })
+        let officers = config.compliance_officers.iter().map(|o| (o.id.clone(), o.jurisdiction.clone())).collect();
+        Ok(Self {
+            ledgers,
+            participants,
+            providers,
+            rates: RwLock::new(rates),
+            fx,
+            fees,
+            compliance,
+            officers,
+            review_timeout: Duration::from_millis(config.compliance.review_timeout_ms),
+            embedded_ledgers,
+        })
     }
 
     /// The fee of the hop `from` → `to` for payments `participant` sends. The most specific entry

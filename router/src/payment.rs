@@ -160,6 +160,9 @@ pub struct PaymentRecord {
     pub route: Vec<LedgerId>,
     pub legs: Vec<Leg>,
     pub screening: Screening,
+    /// Decisions taken before this run, as the receipt showed them: a held payment's screening
+    /// and its reviews, when an approval resumes it. Shown before `screening`.
+    pub compliance_before: Vec<wire::ComplianceDecision>,
     pub timings: Timings,
 }
 
@@ -178,6 +181,7 @@ impl PaymentRecord {
             route: Vec::new(),
             legs: Vec::new(),
             screening: Screening::default(),
+            compliance_before: Vec::new(),
             timings: Timings { received_at: Some(received_at), ..Timings::default() },
         }
     }
@@ -215,10 +219,10 @@ impl PaymentRecord {
             })
             .collect();
         let compliance = record
-            .screening
-            .decisions
+            .compliance_before
             .iter()
-            .map(|decision| {
+            .cloned()
+            .chain(record.screening.decisions.iter().map(|decision| {
                 let (outcome, why) = match &decision.decision {
                     Decision::Allow => (Outcome::Allow, None),
                     Decision::Deny(why) => (Outcome::Deny, Some(why)),
@@ -234,7 +238,7 @@ impl PaymentRecord {
                     } as i32,
                     reason: why.map(|why| reason(why.code, &why.message)),
                 }
-            })
+            }))
             .collect();
         wire::Payment {
             payment_id: record.id.to_string(),
@@ -268,6 +272,25 @@ impl PaymentRecord {
             reference: instruction.reference.clone(),
         }
     }
+}
+
+/// The instruction a stored receipt was made from: what an approved held payment resumes with.
+pub fn instruction_from_wire(payment: &wire::Payment) -> Result<PaymentInstruction, String> {
+    let fixed_receive = payment.fixed_side == wire::FixedSide::Receive as i32;
+    let amount = if fixed_receive { payment.receive_amount.clone() } else { payment.send_amount.clone() };
+    let instruction = wire::PaymentInstruction {
+        participant_id: payment.participant_id.clone(),
+        idempotency_key: payment.idempotency_key.clone(),
+        payer: payment.payer.clone(),
+        payee: payment.payee.clone(),
+        amount,
+        fixed_side: payment.fixed_side,
+        reference: payment.reference.clone(),
+        quote_id: payment.quote_id.clone(),
+        originator: payment.originator.clone(),
+        beneficiary: payment.beneficiary.clone(),
+    };
+    PaymentInstruction::try_from(instruction).map_err(|error| format!("stored payment {}: {error}", payment.payment_id))
 }
 
 /// The legs of a stored payment, back as ledger postings: what recovery re-sends decisions for.

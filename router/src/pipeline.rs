@@ -91,7 +91,7 @@ pub struct Router {
 }
 
 /// Removes a payment from the running set when its run ends, however it ends.
-struct Running<'a> {
+pub(crate) struct Running<'a> {
     router: &'a Router,
     payment: PaymentId,
 }
@@ -142,7 +142,7 @@ impl Router {
     }
 
     /// Marks `payment` as running here; `None` if it already is.
-    fn start_running(&self, payment: PaymentId) -> Option<Running<'_>> {
+    pub(crate) fn start_running(&self, payment: PaymentId) -> Option<Running<'_>> {
         // Release the lock before building the guard: dropping a guard takes the lock again.
         let inserted = self.running_set().insert(payment);
         if inserted { Some(Running { router: self, payment }) } else { None }
@@ -202,34 +202,18 @@ impl Router {
         let mut record = PaymentRecord::pending(payment, instruction, self.clock.now());
         self.storage.payments.save(&record.to_wire()).await?;
 
-        let route_started = Instant::now();
-        let (plan, decide_by) = match record.instruction.quote {
-            Some(quote) => match self.quoted_plan(quote, payment, &record.instruction).await? {
-                Ok((plan, expires_at)) => (Ok(plan), Some(expires_at)),
-                Err(reason) => (Err(reason), None),
-            },
-            None => (route::plan(&self.network, &record.instruction.quote_request(), self.clock.now()), None),
-        };
-        record.timings.route_us = elapsed_us(route_started);
-        let plan = match plan {
-            Ok(plan) => plan,
+        let decide_by = match self.price(&mut record).await? {
+            Ok(decide_by) => decide_by,
             Err(reason) => return self.finish(record, PaymentStatus::Rejected, Some(reason), started).await,
         };
-        record.send = Some(plan.send);
-        record.receive = Some(plan.receive);
-        record.total_debit = Some(plan.total_debit);
-        // Every amount on the route's ledgers, in route order, for the hooks.
-        let mut amounts: Vec<Money> = Vec::with_capacity(plan.hops.len() + 1);
-        amounts.push(plan.send);
-        amounts.extend(plan.hops.iter().map(|hop| hop.receive));
-        record.hops = plan.hops;
-        record.fees = plan.fees;
-        record.route = plan.route;
-        record.legs = plan.legs;
 
         let compliance_started = Instant::now();
         let jurisdictions: Vec<Jurisdiction> =
             record.route.iter().filter_map(|ledger| self.network.jurisdiction_of(ledger).cloned()).collect();
+        // Every amount on the route's ledgers, in route order, for the hooks.
+        let mut amounts: Vec<Money> = Vec::with_capacity(record.hops.len() + 1);
+        amounts.extend(record.send);
+        amounts.extend(record.hops.iter().map(|hop| hop.receive));
         let subject = Subject {
             payment: record.id,
             participant: &record.instruction.participant,
@@ -242,20 +226,60 @@ impl Router {
         };
         let screening = self.network.compliance.screen(&subject, &jurisdictions).await;
         record.timings.compliance_us = elapsed_us(compliance_started);
+        let outcome = screening.outcome();
         let objection = screening.first_objection().map(|(decision, reason)| {
-            let code = match screening.outcome() {
+            let code = match outcome {
                 Outcome::Hold => "HELD_FOR_REVIEW",
                 _ => reason.code,
             };
             PaymentReason::new(code, format!("{} {}: {}", decision.jurisdiction, decision.hook, reason.message))
         });
         record.screening = screening;
-        if let Some(reason) = objection {
-            // Holds are refused for now: there is no review queue yet, and funds are never held
-            // while a payment waits for review.
-            return self.finish(record, PaymentStatus::Rejected, Some(reason), started).await;
+        match (outcome, objection) {
+            // Held: it waits, with nothing held on any ledger, for a compliance officer.
+            (Outcome::Hold, Some(reason)) => self.finish(record, PaymentStatus::Held, Some(reason), started).await,
+            (_, Some(reason)) => self.finish(record, PaymentStatus::Rejected, Some(reason), started).await,
+            (_, None) => self.settle(record, decide_by, started).await,
         }
+    }
 
+    /// Routes and prices `record` now (or takes its locked quote) and fills in its amounts, hops,
+    /// fees and legs. `Ok(Ok(decide_by))`: priced, with the time a commit must be decided by (a
+    /// quote's expiry); `Ok(Err(reason))`: it cannot be paid.
+    pub(crate) async fn price(
+        &self,
+        record: &mut PaymentRecord,
+    ) -> Result<Result<Option<SystemTime>, PaymentReason>, SubmitError> {
+        let route_started = Instant::now();
+        let (plan, decide_by) = match record.instruction.quote {
+            Some(quote) => match self.quoted_plan(quote, record.id, &record.instruction).await? {
+                Ok((plan, expires_at)) => (Ok(plan), Some(expires_at)),
+                Err(reason) => (Err(reason), None),
+            },
+            None => (route::plan(&self.network, &record.instruction.quote_request(), self.clock.now()), None),
+        };
+        record.timings.route_us = elapsed_us(route_started);
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        record.send = Some(plan.send);
+        record.receive = Some(plan.receive);
+        record.total_debit = Some(plan.total_debit);
+        record.hops = plan.hops;
+        record.fees = plan.fees;
+        record.route = plan.route;
+        record.legs = plan.legs;
+        Ok(Ok(decide_by))
+    }
+
+    /// Journals a priced, screened payment, settles it on every ledger and stores its receipt.
+    pub(crate) async fn settle(
+        &self,
+        mut record: PaymentRecord,
+        decide_by: Option<SystemTime>,
+        started: Instant,
+    ) -> Result<wire::Payment, SubmitError> {
         // From here a ledger may hold money for this payment: journal it first.
         self.storage.journal.begin(&record.to_wire()).await?;
         let transaction = TransactionId::from(record.id);
@@ -296,7 +320,7 @@ impl Router {
         Ok(receipt)
     }
 
-    async fn finish(
+    pub(crate) async fn finish(
         &self,
         mut record: PaymentRecord,
         status: PaymentStatus,

@@ -7,7 +7,8 @@
 //!   ResolveTransaction gets the same answer) and aborted on every ledger that may hold it; its
 //!   receipt becomes FAILED with `ABORTED_IN_RECOVERY`;
 //! - a receipt still PENDING with no journal entry was interrupted before any ledger was asked
-//!   anything; it becomes FAILED with `INTERRUPTED`, nothing having been held.
+//!   anything; it becomes FAILED with `INTERRUPTED`, nothing having been held. A HELD receipt
+//!   keeps waiting for its review.
 //!
 //! A decision that cannot be delivered now (the ledger is down) is handed to [`redrive`], a
 //! background task that retries until every ledger acknowledges. Recovery does not decide for
@@ -150,7 +151,8 @@ pub async fn recover(storage: &Storage, coordinator: &Arc<Coordinator>) -> Resul
         }
     }
     for mut receipt in storage.payments.pending().await? {
-        if journaled.contains(&receipt.payment_id) {
+        // A held payment waits for its review, across restarts; nothing is held for it.
+        if journaled.contains(&receipt.payment_id) || receipt.status == wire::PaymentStatus::Held as i32 {
             continue;
         }
         receipt.status = wire::PaymentStatus::Failed as i32;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use corridor_schemas::wire::FILE_DESCRIPTOR_SET;
+use corridor_schemas::wire::v1::compliance_review_server::ComplianceReviewServer;
 use corridor_schemas::wire::v1::fx_service_server::FxServiceServer;
 use corridor_schemas::wire::v1::payment_service_server::PaymentServiceServer;
 use corridor_schemas::wire::v1::transaction_coordinator_server::TransactionCoordinatorServer;
@@ -18,6 +19,7 @@ use tonic::transport::server::TcpIncoming;
 use crate::api::PaymentApi;
 use crate::coordinator_api::CoordinatorApi;
 use crate::fx_api::FxApi;
+use crate::review_api::ReviewApi;
 use crate::pipeline::Router;
 
 /// Largest request the payment API decodes. An instruction is a few hundred bytes.
@@ -54,6 +56,7 @@ pub async fn start(router: Arc<Router>, listen: SocketAddr) -> anyhow::Result<Ru
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<PaymentServiceServer<PaymentApi>>().await;
     health_reporter.set_serving::<FxServiceServer<FxApi>>().await;
+    health_reporter.set_serving::<ComplianceReviewServer<ReviewApi>>().await;
     // List only what this server serves: the descriptor set also holds the ledger protocol,
     // which ledger adapters serve, not the router.
     let reflection = || {
@@ -62,12 +65,15 @@ pub async fn start(router: Arc<Router>, listen: SocketAddr) -> anyhow::Result<Ru
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .with_service_name("corridor.v1.PaymentService")
             .with_service_name("corridor.v1.FxService")
+            .with_service_name("corridor.v1.ComplianceReview")
             .with_service_name("corridor.v1.TransactionCoordinator")
             .with_service_name("grpc.health.v1.Health")
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let coordinator = TransactionCoordinatorServer::new(CoordinatorApi::new(Arc::clone(&router.storage().journal)))
+        .max_decoding_message_size(REQUEST_BYTES_MAX);
+    let review = ComplianceReviewServer::new(ReviewApi::new(Arc::clone(&router)))
         .max_decoding_message_size(REQUEST_BYTES_MAX);
     let fx = FxServiceServer::new(FxApi::new(Arc::clone(&router))).max_decoding_message_size(REQUEST_BYTES_MAX);
     let payments = PaymentServiceServer::new(PaymentApi::new(router)).max_decoding_message_size(REQUEST_BYTES_MAX);
@@ -81,6 +87,7 @@ pub async fn start(router: Arc<Router>, listen: SocketAddr) -> anyhow::Result<Ru
         .add_service(reflection_v1alpha)
         .add_service(payments)
         .add_service(fx)
+        .add_service(review)
         .add_service(coordinator)
         .serve_with_incoming_shutdown(incoming, async {
             let _either_way = shutdown_signal.await;

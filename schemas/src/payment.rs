@@ -91,6 +91,8 @@ impl From<FixedSide> for wire::FixedSide {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PaymentStatus {
     Pending,
+    /// Waiting for a compliance officer's review; nothing is held.
+    Held,
     Settled,
     Rejected,
     Failed,
@@ -98,7 +100,7 @@ pub enum PaymentStatus {
 
 impl PaymentStatus {
     pub fn is_final(self) -> bool {
-        !matches!(self, PaymentStatus::Pending)
+        !matches!(self, PaymentStatus::Pending | PaymentStatus::Held)
     }
 }
 
@@ -109,6 +111,7 @@ impl From<PaymentStatus> for wire::PaymentStatus {
             PaymentStatus::Settled => wire::PaymentStatus::Settled,
             PaymentStatus::Rejected => wire::PaymentStatus::Rejected,
             PaymentStatus::Failed => wire::PaymentStatus::Failed,
+            PaymentStatus::Held => wire::PaymentStatus::Held,
         }
     }
 }

@@ -110,7 +110,8 @@ pub trait PaymentStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<(Vec<wire::Payment>, Option<PaymentId>), StorageError>;
 
-    /// Payments still PENDING, for recovery.
+    /// Payments not final yet (PENDING, or HELD for review), oldest first: for recovery and the
+    /// review queue.
     async fn pending(&self) -> Result<Vec<wire::Payment>, StorageError>;
 }
 
@@ -178,8 +179,10 @@ fn payment_id_of(payment: &wire::Payment) -> Result<PaymentId, StorageError> {
         .map_err(|reason| StorageError::Corrupt(format!("payment id `{}` {reason}", payment.payment_id)))
 }
 
+/// Not final yet: PENDING, or HELD for review. Such payments are indexed, for recovery and for
+/// the review queue.
 fn is_pending(payment: &wire::Payment) -> bool {
-    payment.status == wire::PaymentStatus::Pending as i32
+    payment.status == wire::PaymentStatus::Pending as i32 || payment.status == wire::PaymentStatus::Held as i32
 }
 
 /// The key-value encoding of a key claim: fingerprint then the payment id's 16 bytes.
