@@ -6,10 +6,19 @@
 //! receipt and, later, the regulator feed show the whole picture. This crate does not know
 //! ledgers or FX: the router hands it the payment's parties, amounts and jurisdictions.
 
+pub mod feed;
 mod hooks;
 mod pipeline;
 mod rules;
+pub mod sanctions;
+pub mod velocity;
 
+pub use feed::{Checkpoint, FeedChain, FeedEntry, FeedPublicKey, FeedRecord, FeedSigner};
 pub use hooks::SinglePaymentLimit;
-pub use rules::{CorridorRule, TravelRule};
 pub use pipeline::{ComplianceHook, CompliancePipeline, Decision, HookDecision, Outcome, Reason, Screening, Subject};
+pub use rules::{CorridorRule, TravelRule};
+pub use sanctions::{SanctionsError, SanctionsHook, SanctionsList, Score, Thresholds, Verdict};
+pub use velocity::{
+    CounterError, MemoryVelocityCounter, VelocityCounter, VelocityHook, VelocityHooks, VelocityLimit,
+    VelocityLimitError, VelocityScope, WindowTotals,
+};

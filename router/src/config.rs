@@ -35,9 +35,17 @@ pub struct Config {
     #[serde(default)]
     pub compliance_officers: Vec<OfficerConfig>,
     #[serde(default)]
+    pub regulators: Vec<RegulatorConfig>,
+    #[serde(default)]
+    pub sanctions: Option<SanctionsConfig>,
+    #[serde(default)]
+    pub feed: FeedConfig,
+    #[serde(default)]
     pub travel_rules: Vec<TravelRuleConfig>,
     #[serde(default)]
     pub corridor_rules: Vec<CorridorRuleConfig>,
+    #[serde(default)]
+    pub velocity_limits: Vec<VelocityLimitConfig>,
     #[serde(default)]
     pub fees: Vec<FeeConfig>,
 }
@@ -316,6 +324,74 @@ pub struct OfficerConfig {
     pub name: String,
 }
 
+/// Sanctions screening against an OFAC SDN list (CSV distribution: sdn, alt, add files).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SanctionsConfig {
+    /// The jurisdictions whose payments are screened.
+    pub jurisdictions: Vec<Jurisdiction>,
+    /// The list's three files; all absent: the snapshot built into the binary
+    /// (`compliance/data/sanctions/`). Reloaded from the files on SIGHUP, without a restart.
+    #[serde(default)]
+    pub sdn_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub alt_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub add_file: Option<std::path::PathBuf>,
+    /// Match score (per mille) from which a name is a hit: the payment is denied.
+    #[serde(default)]
+    pub hit_min: Option<u16>,
+    /// Match score (per mille) from which a name is a possible hit: the payment is held for review.
+    #[serde(default)]
+    pub possible_min: Option<u16>,
+}
+
+impl SanctionsConfig {
+    /// The three files, if configured (all or none).
+    pub fn files(&self) -> Option<[&std::path::Path; 3]> {
+        match (&self.sdn_file, &self.alt_file, &self.add_file) {
+            (Some(sdn), Some(alt), Some(add)) => Some([sdn, alt, add]),
+            _ => None,
+        }
+    }
+}
+
+/// A regulator, who reads its jurisdiction's compliance feed. (Identified by this id until
+/// regulators authenticate with certificates.)
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegulatorConfig {
+    pub id: ParticipantId,
+    pub jurisdiction: Jurisdiction,
+    #[serde(default)]
+    pub name: String,
+}
+
+/// The compliance feed's checkpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    /// How often the router signs the head of every feed that has grown.
+    #[serde(default = "FeedConfig::default_checkpoint_interval_ms")]
+    pub checkpoint_interval_ms: u64,
+    /// The Ed25519 signing key (PKCS#8), created on first start if missing. Default:
+    /// `<storage.data_dir>/feed-signing-key.pk8`.
+    #[serde(default)]
+    pub signing_key_file: Option<std::path::PathBuf>,
+}
+
+impl FeedConfig {
+    fn default_checkpoint_interval_ms() -> u64 {
+        5_000
+    }
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        Self { checkpoint_interval_ms: Self::default_checkpoint_interval_ms(), signing_key_file: None }
+    }
+}
+
 /// A jurisdiction's travel rule: above `threshold` (in `currency`), originator and beneficiary
 /// data must be present.
 #[derive(Debug, Clone, Deserialize)]
@@ -336,6 +412,59 @@ pub struct CorridorRuleConfig {
     pub closed_to: Vec<Jurisdiction>,
     #[serde(default)]
     pub closed_from: Vec<Jurisdiction>,
+}
+
+/// Whose payments a velocity limit adds up (config `scope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VelocityScopeConfig {
+    /// Every payment the participant sends, from any of its accounts.
+    Participant,
+    /// Every payment from one payer account.
+    Wallet,
+}
+
+/// A jurisdiction's velocity limit (`[[velocity_limits]]`): within any `window_s` seconds, one
+/// participant's (or one wallet's) payments in `currency` may add up to at most `amount_max` and
+/// number at most `count_max`. Counted in the embedded store, or in Redis with `backend = "postgres"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VelocityLimitConfig {
+    pub jurisdiction: Jurisdiction,
+    pub currency: Currency,
+    pub scope: VelocityScopeConfig,
+    pub window_s: u64,
+    /// Decimal in `currency`.
+    #[serde(default)]
+    pub amount_max: Option<Decimal>,
+    #[serde(default)]
+    pub count_max: Option<u32>,
+}
+
+impl VelocityLimitConfig {
+    /// The limit; or the field at fault (empty: the entry as a whole) and why.
+    pub fn limit(&self) -> Result<corridor_compliance::VelocityLimit, (&'static str, String)> {
+        use corridor_compliance::{VelocityLimit, VelocityLimitError, VelocityScope};
+        let amount_max = self
+            .amount_max
+            .map(|amount| Money::from_decimal(amount, self.currency))
+            .transpose()
+            .map_err(|error| ("amount_max", error.to_string()))?;
+        let scope = match self.scope {
+            VelocityScopeConfig::Participant => VelocityScope::Participant,
+            VelocityScopeConfig::Wallet => VelocityScope::Wallet,
+        };
+        let window = std::time::Duration::from_secs(self.window_s);
+        VelocityLimit::new(scope, self.currency, window, amount_max, self.count_max).map_err(|error| {
+            let field = match error {
+                VelocityLimitError::NoMaximum => "",
+                VelocityLimitError::Window => "window_s",
+                VelocityLimitError::CurrencyMismatch { .. } => "amount_max",
+                VelocityLimitError::CountMaxZero => "count_max",
+            };
+            (field, error.to_string())
+        })
+    }
 }
 
 /// The network fee of one hop of a route, from one ledger to the next, in the source ledger's
@@ -558,6 +687,46 @@ impl Config {
         if self.compliance.review_timeout_ms == 0 {
             return Err(ConfigError::new("compliance.review_timeout_ms", "must be positive"));
         }
+        if let Some(sanctions) = &self.sanctions {
+            let configured = [&sanctions.sdn_file, &sanctions.alt_file, &sanctions.add_file];
+            if configured.iter().any(|file| file.is_some()) && sanctions.files().is_none() {
+                return Err(ConfigError::new("sanctions", "sdn_file, alt_file and add_file go together"));
+            }
+            for (index, jurisdiction) in sanctions.jurisdictions.iter().enumerate() {
+                if !self.ledgers.iter().any(|ledger| &ledger.jurisdiction == jurisdiction) {
+                    return Err(ConfigError::new(
+                        format!("sanctions.jurisdictions[{index}]"),
+                        format!("no ledger on this network is in {jurisdiction}"),
+                    ));
+                }
+            }
+            let defaults = corridor_compliance::Thresholds::DEFAULT;
+            let score = |value: Option<u16>, default: corridor_compliance::Score, key: &str| {
+                value.map_or(Ok(default), |value| {
+                    corridor_compliance::Score::new(value)
+                        .ok_or_else(|| ConfigError::new(format!("sanctions.{key}"), "at most 1000 (per mille)"))
+                })
+            };
+            let hit = score(sanctions.hit_min, defaults.hit_min(), "hit_min")?;
+            let possible = score(sanctions.possible_min, defaults.possible_min(), "possible_min")?;
+            corridor_compliance::Thresholds::new(hit, possible)
+                .map_err(|error| ConfigError::new("sanctions.possible_min", error))?;
+        }
+        if self.feed.checkpoint_interval_ms == 0 {
+            return Err(ConfigError::new("feed.checkpoint_interval_ms", "must be positive"));
+        }
+        for (index, regulator) in self.regulators.iter().enumerate() {
+            let key = format!("regulators[{index}]");
+            if !self.ledgers.iter().any(|ledger| ledger.jurisdiction == regulator.jurisdiction) {
+                return Err(ConfigError::new(
+                    format!("{key}.jurisdiction"),
+                    format!("no ledger on this network is in {}", regulator.jurisdiction),
+                ));
+            }
+            if self.regulators[..index].iter().any(|other| other.id == regulator.id) {
+                return Err(ConfigError::new(format!("{key}.id"), format!("`{}` appears twice", regulator.id)));
+            }
+        }
         for (index, officer) in self.compliance_officers.iter().enumerate() {
             let key = format!("compliance_officers[{index}]");
             if !self.ledgers.iter().any(|ledger| ledger.jurisdiction == officer.jurisdiction) {
@@ -589,6 +758,24 @@ impl Config {
             }
             if rule.closed_to.contains(&rule.jurisdiction) || rule.closed_from.contains(&rule.jurisdiction) {
                 return Err(ConfigError::new(key, format!("{} cannot close a corridor to itself", rule.jurisdiction)));
+            }
+        }
+        for (index, limit) in self.velocity_limits.iter().enumerate() {
+            let key = format!("velocity_limits[{index}]");
+            self.check_jurisdiction_currency(&limit.jurisdiction, limit.currency, &format!("{key}.currency"))?;
+            limit.limit().map_err(|(field, reason)| {
+                ConfigError::new(if field.is_empty() { key.clone() } else { format!("{key}.{field}") }, reason)
+            })?;
+            let duplicate = self.velocity_limits[..index].iter().any(|other| {
+                (&other.jurisdiction, other.currency, other.scope, other.window_s)
+                    == (&limit.jurisdiction, limit.currency, limit.scope, limit.window_s)
+            });
+            if duplicate {
+                return Err(ConfigError::new(
+                    key,
+                    "a velocity limit of this jurisdiction, currency, scope and window exists already; \
+                     put amount_max and count_max in one entry",
+                ));
             }
         }
         for (index, fee) in self.fees.iter().enumerate() {
@@ -787,5 +974,35 @@ ask = "1.090"
         assert_eq!(error.to_string(), "corridor_rules[0]: HK cannot close a corridor to itself");
         let error = with("[[fees]]\nfrom_ledger = \"e-cny\"\ncurrency = \"HKD\"").unwrap_err();
         assert_eq!(error.to_string(), "fees[0].currency: e-cny charges its fees in CNY, not HKD");
+    }
+
+    #[test]
+    fn velocity_limits_are_validated_with_the_key_named() {
+        let velocity = |body: &str| Config::from_toml(&format!("{MINIMAL}\n[[velocity_limits]]\n{body}"));
+        let base = "jurisdiction = \"HK\"\ncurrency = \"HKD\"\nscope = \"wallet\"\nwindow_s = 86400";
+        assert!(velocity(&format!("{base}\namount_max = \"50000.00\"\ncount_max = 20")).is_ok());
+        let check = |body: &str, expected: &str| {
+            assert_eq!(velocity(body).err().map(|error| error.to_string()).as_deref(), Some(expected), "{body}");
+        };
+        check(
+            "jurisdiction = \"HK\"\ncurrency = \"CNY\"\nscope = \"wallet\"\nwindow_s = 60\ncount_max = 1",
+            "velocity_limits[0].currency: no ledger of jurisdiction HK issues CNY",
+        );
+        check(base, "velocity_limits[0]: a velocity limit needs amount_max, count_max, or both");
+        check(
+            &format!("{base}\namount_max = \"1.001\""),
+            "velocity_limits[0].amount_max: `1.001` has 3 decimal places; HKD allows 2",
+        );
+        check(&format!("{base}\ncount_max = 0"), "velocity_limits[0].count_max: count_max must be at least 1");
+        let zero_window = "jurisdiction = \"HK\"\ncurrency = \"HKD\"\nscope = \"wallet\"\nwindow_s = 0\ncount_max = 1";
+        check(
+            zero_window,
+            "velocity_limits[0].window_s: the window must be longer than 0 and at most 31 days (2678400 s)",
+        );
+        let twice = format!("{base}\ncount_max = 1\n\n[[velocity_limits]]\n{base}\namount_max = \"1.00\"");
+        assert!(velocity(&twice).unwrap_err().to_string().starts_with("velocity_limits[1]: a velocity limit of this"));
+        let error =
+            velocity("jurisdiction = \"HK\"\ncurrency = \"HKD\"\nscope = \"bank\"\nwindow_s = 1\ncount_max = 1");
+        assert!(error.unwrap_err().to_string().starts_with("velocity_limits"), "an unknown scope was accepted");
     }
 }

@@ -19,6 +19,8 @@ use anyhow::Context;
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use corridor_schemas::money::{format_minor_units, parse_signed_minor_units};
 use corridor_schemas::wire::v1 as wire;
+use corridor_schemas::wire::v1::compliance_feed_client::ComplianceFeedClient;
+use corridor_schemas::wire::v1::compliance_review_client::ComplianceReviewClient;
 use corridor_schemas::wire::v1::fx_service_client::FxServiceClient;
 use corridor_schemas::wire::v1::payment_service_client::PaymentServiceClient;
 use corridor_schemas::{Address, Currency, FixedSide, LedgerId, Money, ParticipantId, QuoteRequest};
@@ -88,6 +90,9 @@ enum Kind {
     UnknownPayee,
     MalformedAmount,
     NoRoute,
+    Sanctioned,
+    PossibleMatch,
+    MissingTravelData,
 }
 
 impl Kind {
@@ -103,6 +108,9 @@ impl Kind {
             Kind::UnknownPayee => "unknown payee account",
             Kind::MalformedAmount => "malformed amount",
             Kind::NoRoute => "no route (e-SGD, unserved)",
+            Kind::Sanctioned => "beneficiary on the OFAC SDN list",
+            Kind::PossibleMatch => "beneficiary close to an SDN name",
+            Kind::MissingTravelData => "travel-rule data missing",
         }
     }
 
@@ -119,6 +127,9 @@ impl Kind {
             Kind::UnknownPayee => Observed::Rejected("UNKNOWN_ACCOUNT".into()),
             Kind::MalformedAmount => Observed::Refused(format!("{:?}", tonic::Code::InvalidArgument)),
             Kind::NoRoute => Observed::Rejected("NO_ROUTE".into()),
+            Kind::Sanctioned => Observed::Rejected("SANCTIONS_HIT".into()),
+            Kind::PossibleMatch => Observed::Held,
+            Kind::MissingTravelData => Observed::Rejected("TRAVEL_RULE_DATA_MISSING".into()),
         }
     }
 }
@@ -127,6 +138,8 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Observed {
     Settled,
+    /// Held for a compliance officer's review.
+    Held,
     Rejected(String),
     Failed(String),
     Pending,
@@ -138,6 +151,7 @@ impl Observed {
     fn describe(&self) -> (String, String) {
         match self {
             Observed::Settled => ("SETTLED".into(), String::new()),
+            Observed::Held => ("HELD".into(), "HELD_FOR_REVIEW".into()),
             Observed::Rejected(code) => ("REJECTED".into(), code.clone()),
             Observed::Failed(code) => ("FAILED".into(), code.clone()),
             Observed::Pending => ("PENDING".into(), String::new()),
@@ -170,6 +184,9 @@ struct Catalogue {
     /// Ledgers each ledger routes to, with the number of conversions the router's route takes.
     hops: BTreeMap<(LedgerId, LedgerId), usize>,
     limits: Vec<(LedgerId, Money)>,
+    /// Travel-rule thresholds, by a ledger of their jurisdiction in their currency.
+    travel_rules: Vec<(LedgerId, Money)>,
+    jurisdictions: HashMap<LedgerId, corridor_schemas::Jurisdiction>,
 }
 
 impl Catalogue {
@@ -218,13 +235,72 @@ impl Catalogue {
             }
         }
         anyhow::ensure!(wallets.len() >= 2, "the demo network needs bank wallets on at least two ledgers");
-        Ok(Self { wallets, low_balance, currencies, hops, limits })
+        let mut travel_rules = Vec::new();
+        for rule in &config.travel_rules {
+            if let Some(ledger) =
+                config.ledgers.iter().find(|l| l.jurisdiction == rule.jurisdiction && l.currency == rule.currency)
+            {
+                travel_rules.push((ledger.id.clone(), Money::from_decimal(rule.threshold, rule.currency)?));
+            }
+        }
+        let jurisdictions = config.ledgers.iter().map(|l| (l.id.clone(), l.jurisdiction.clone())).collect();
+        Ok(Self { wallets, low_balance, currencies, hops, limits, travel_rules, jurisdictions })
     }
 
     /// Pairs of ledgers whose route takes conversions in `range`.
     fn pairs(&self, range: std::ops::RangeInclusive<usize>) -> Vec<(&LedgerId, &LedgerId)> {
         self.hops.iter().filter(|(_, hops)| range.contains(*hops)).map(|((from, to), _)| (from, to)).collect()
     }
+}
+
+/// Everyday names, screened clear against the bundled SDN snapshot (the demo would report a
+/// surprise otherwise).
+const CLEAR_NAMES: &[&str] = &[
+    "Chan Tai Man",
+    "Wong Siu Ling",
+    "Li Wei",
+    "Zhang Xiu Ying",
+    "Somchai Rattanakorn",
+    "Napat Wongsakul",
+    "Fatima Rahman",
+    "Omar Haddad",
+    "Tan Mei Ling",
+    "Lim Boon Keng",
+    "Chen Jia Hui",
+    "Liu Yang",
+];
+/// Entries of the OFAC SDN list as a bank might type them, word order and spelling their own
+/// (SDN 4319 "ESCOBAR BUITRAGO, Walter", 9587 "HUSSEIN, Mazen Ali", 9388 "MELGOZA TORRES, Martin"):
+/// hits, denied.
+const SANCTIONED_NAMES: &[&str] =
+    &["Walter Escobar Buitrago", "Mazen Ali Hussein", "Martin Melgoza Torres", "Martin Melgosa Torres"];
+/// Names close to SDN entries but not close enough to be sure (SDN 8279 "BOUT, Viktor
+/// Anatolijevitch", 10286 "MALDONADO ESCOBAR, Fernando"): possible hits, held for review.
+const NEAR_NAMES: &[&str] = &["Viktor Bout", "Fernando Maldonado"];
+
+fn pick<'a>(rng: &mut StdRng, names: &[&'a str]) -> &'a str {
+    names[rng.random_range(0..names.len())]
+}
+
+/// The payer's customer: name, address and country, as the travel rule asks — except in the
+/// payments made to show the travel rule refusing a payment without them.
+fn originator(rng: &mut StdRng, country: &corridor_schemas::Jurisdiction, kind: Kind) -> wire::Party {
+    let name = pick(rng, CLEAR_NAMES).to_owned();
+    let address = if kind == Kind::MissingTravelData {
+        String::new()
+    } else {
+        format!("{} Harbour Road", rng.random_range(1..200))
+    };
+    wire::Party { name, address, country: country.to_string(), ..wire::Party::default() }
+}
+
+fn beneficiary(rng: &mut StdRng, country: &corridor_schemas::Jurisdiction, kind: Kind) -> wire::Party {
+    let name = match kind {
+        Kind::Sanctioned => pick(rng, SANCTIONED_NAMES),
+        Kind::PossibleMatch => pick(rng, NEAR_NAMES),
+        _ => pick(rng, CLEAR_NAMES),
+    };
+    wire::Party { name: name.to_owned(), country: country.to_string(), ..wire::Party::default() }
 }
 
 /// A typical retail amount in `currency`: 10 to 2,000 "dollars' worth", with cents.
@@ -265,16 +341,19 @@ fn generate(catalogue: &Catalogue, count: usize, seed: u64, run: &str) -> Vec<Jo
     for index in 0..count {
         let roll = rng.random_range(0..100);
         let mut kind = match roll {
-            0..25 => Kind::Domestic,
-            25..55 => Kind::CrossBorderFixedSend,
-            55..65 => Kind::CrossBorderFixedReceive,
-            65..75 => Kind::MultiHop,
-            75..88 => Kind::Quoted,
-            88..91 => Kind::OverLimit,
-            91..94 => Kind::InsufficientFunds,
-            94..96 => Kind::UnknownPayee,
-            96..98 => Kind::MalformedAmount,
-            _ => Kind::NoRoute,
+            0..24 => Kind::Domestic,
+            24..52 => Kind::CrossBorderFixedSend,
+            52..61 => Kind::CrossBorderFixedReceive,
+            61..70 => Kind::MultiHop,
+            70..82 => Kind::Quoted,
+            82..85 => Kind::OverLimit,
+            85..88 => Kind::InsufficientFunds,
+            88..90 => Kind::UnknownPayee,
+            90..92 => Kind::MalformedAmount,
+            92..94 => Kind::NoRoute,
+            94..96 => Kind::Sanctioned,
+            96..98 => Kind::PossibleMatch,
+            _ => Kind::MissingTravelData,
         };
         if (kind == Kind::NoRoute && unroutable.is_empty())
             || (kind == Kind::MultiHop && multi_hop.is_empty())
@@ -282,12 +361,16 @@ fn generate(catalogue: &Catalogue, count: usize, seed: u64, run: &str) -> Vec<Jo
             || (matches!(kind, Kind::Quoted | Kind::InsufficientFunds) && routable.is_empty())
             || (kind == Kind::InsufficientFunds && catalogue.low_balance.is_none())
             || (kind == Kind::OverLimit && catalogue.limits.is_empty())
+            || (kind == Kind::MissingTravelData && catalogue.travel_rules.is_empty())
         {
             kind = Kind::Domestic;
         }
         let (from, to) = match kind {
-            Kind::Domestic | Kind::OverLimit | Kind::MalformedAmount => {
+            Kind::Domestic | Kind::OverLimit | Kind::MalformedAmount | Kind::MissingTravelData => {
                 let ledger = match kind {
+                    Kind::MissingTravelData => {
+                        &catalogue.travel_rules[rng.random_range(0..catalogue.travel_rules.len())].0
+                    }
                     Kind::OverLimit => &catalogue.limits[rng.random_range(0..catalogue.limits.len())].0,
                     _ => ledgers[rng.random_range(0..ledgers.len())],
                 };
@@ -333,6 +416,12 @@ fn generate(catalogue: &Catalogue, count: usize, seed: u64, run: &str) -> Vec<Jo
             Kind::MalformedAmount => {
                 (wire::Money { currency: from_currency.code().into(), amount: "12.345".into() }, wire::FixedSide::Send)
             }
+            Kind::MissingTravelData => {
+                // Just above the jurisdiction's threshold.
+                let threshold = catalogue.travel_rules.iter().find(|(ledger, _)| ledger == from).map(|(_, t)| *t);
+                let above = threshold.and_then(|t| Money::from_minor_units(t.minor_units() + 100, from_currency).ok());
+                (money_to_wire(above.unwrap_or_else(|| retail_amount(&mut rng, from_currency))), wire::FixedSide::Send)
+            }
             _ => (money_to_wire(retail_amount(&mut rng, from_currency)), wire::FixedSide::Send),
         };
         if kind == Kind::UnknownPayee {
@@ -352,8 +441,8 @@ fn generate(catalogue: &Catalogue, count: usize, seed: u64, run: &str) -> Vec<Jo
                 fixed_side: fixed_side as i32,
                 reference: format!("demo payment {index}"),
                 quote_id: String::new(),
-                originator: None,
-                beneficiary: None,
+                originator: Some(originator(&mut rng, &catalogue.jurisdictions[from], kind)),
+                beneficiary: Some(beneficiary(&mut rng, &catalogue.jurisdictions[to], kind)),
             },
         });
     }
@@ -385,6 +474,7 @@ fn observe(
                 Ok(wire::PaymentStatus::Settled) => Observed::Settled,
                 Ok(wire::PaymentStatus::Rejected) => Observed::Rejected(code),
                 Ok(wire::PaymentStatus::Failed) => Observed::Failed(code),
+                Ok(wire::PaymentStatus::Held) => Observed::Held,
                 _ => Observed::Pending,
             };
             (observed, Some(payment))
@@ -431,7 +521,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
     let storage = open_storage(&config.storage).await.context("cannot open the demo's store")?;
     let network = Network::embedded(&config, "demo desk quotes (ops/config/network.toml)")?;
     let catalogue = Catalogue::new(&config, &network)?;
-    let router = router_over(network, storage, &config);
+    let router = router_over(network, storage, &config)?;
     let running = server::start(Arc::clone(&router), "127.0.0.1:0".parse()?).await?;
     let endpoint = format!("http://{}", running.local_addr);
     print_network(&config, &endpoint);
@@ -515,6 +605,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
     print_performance(&outcomes, &histogram, &quote_histogram, elapsed, &options);
     check_quotes(&mut clients[0], &outcomes, &mut surprises).await;
     check_idempotency(&mut clients[0], &outcomes, &mut surprises).await;
+    let review_channel = Channel::from_shared(endpoint.clone())?.connect().await?;
+    review_held(review_channel.clone(), &config, &mut surprises).await?;
+    regulator_feeds(review_channel, &config, &router, &mut clients[0], &mut surprises).await?;
     reconcile(&config, &router, &mut clients[0], &mut surprises).await?;
     running.stop().await?;
     drop(router);
@@ -850,6 +943,200 @@ async fn check_quotes(client: &mut PaymentServiceClient<Channel>, outcomes: &[Ou
     println!("{quotes}\n");
 }
 
+/// Every officer reviews the payments held for its jurisdiction: the demo approves one in two
+/// and rejects the others (each jurisdiction holding a payment gives the same verdict). Approved
+/// ones must then settle, rejected ones end REJECTED.
+async fn review_held(channel: Channel, config: &Config, surprises: &mut Vec<String>) -> anyhow::Result<()> {
+    let mut review = ComplianceReviewClient::new(channel);
+    let mut verdicts: BTreeMap<String, bool> = BTreeMap::new();
+    let mut finals: BTreeMap<String, wire::Payment> = BTreeMap::new();
+    for officer in &config.compliance_officers {
+        let held = review
+            .list_held_payments(wire::ListHeldPaymentsRequest { officer_id: officer.id.to_string() })
+            .await?
+            .into_inner()
+            .payments;
+        for payment in held {
+            let count = verdicts.len();
+            let approve = *verdicts.entry(payment.payment_id.clone()).or_insert(count.is_multiple_of(2));
+            let verdict = if approve { wire::ReviewVerdict::Approve } else { wire::ReviewVerdict::Reject };
+            let decided = review
+                .decide_held_payment(wire::DecideHeldPaymentRequest {
+                    officer_id: officer.id.to_string(),
+                    payment_id: payment.payment_id.clone(),
+                    verdict: verdict as i32,
+                    note: if approve { "documents checked".into() } else { "cannot rule out the match".into() },
+                })
+                .await?
+                .into_inner()
+                .payment
+                .context("DecideHeldPayment answered no payment")?;
+            finals.insert(decided.payment_id.clone(), decided);
+        }
+    }
+    let (mut settled, mut rejected) = (0, 0);
+    for (id, approve) in &verdicts {
+        let status = finals.get(id).map_or(wire::PaymentStatus::Unspecified as i32, |payment| payment.status);
+        match (approve, wire::PaymentStatus::try_from(status)) {
+            (true, Ok(wire::PaymentStatus::Settled)) => settled += 1,
+            (false, Ok(wire::PaymentStatus::Rejected)) => rejected += 1,
+            (_, other) => surprises.push(format!("held payment {id} (approve: {approve}) ended {other:?}")),
+        }
+    }
+    let mut table = table(&["review", "payments", "as expected"]);
+    let approved = verdicts.values().filter(|approve| **approve).count();
+    table.add_row(vec![
+        "approved by every holding jurisdiction → SETTLED".to_owned(),
+        approved.to_string(),
+        settled.to_string(),
+    ]);
+    table.add_row(vec![
+        "rejected by an officer → REJECTED (REVIEW_REJECTED)".to_owned(),
+        (verdicts.len() - approved).to_string(),
+        rejected.to_string(),
+    ]);
+    right_align(&mut table, &[1, 2]);
+    println!("Compliance review (ComplianceReview, {} officers)", config.compliance_officers.len());
+    println!("{table}\n");
+    Ok(())
+}
+
+/// Every regulator reads its feed over ComplianceFeed: the counts, the first records of one feed,
+/// completeness against the receipts (every final payment in exactly the feeds of the
+/// jurisdictions it touched), and an offline verification of each export against the router's
+/// public key.
+async fn regulator_feeds(
+    channel: Channel,
+    config: &Config,
+    router: &Router,
+    payments: &mut PaymentServiceClient<Channel>,
+    surprises: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    if let Some(signer) = router.feed_signer() {
+        crate::feed::checkpoint_once(router.feed().store().as_ref(), signer, unix_ms_now()).await?;
+    }
+    // What the receipts say each feed must hold: every final payment, in every jurisdiction it touched.
+    let mut expected: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let mut page_token = String::new();
+    loop {
+        let page = payments
+            .list_payments(wire::ListPaymentsRequest { participant_id: String::new(), page_size: 1_000, page_token })
+            .await?
+            .into_inner();
+        for payment in &page.payments {
+            let is_final = [wire::PaymentStatus::Settled, wire::PaymentStatus::Rejected, wire::PaymentStatus::Failed]
+                .iter()
+                .any(|status| payment.status == *status as i32);
+            if is_final {
+                for jurisdiction in router.feed().touched(payment) {
+                    expected.entry(jurisdiction.to_string()).or_default().insert(payment.payment_id.clone());
+                }
+            }
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    let mut counts = table(&[
+        "regulator",
+        "feed",
+        "records",
+        "screenings",
+        "outcomes",
+        "receipts expect",
+        "missing",
+        "not its own",
+        "checkpoints",
+        "verified offline",
+    ]);
+    let mut sample: Option<(String, Vec<corridor_compliance::feed::FeedRecord>)> = None;
+    for regulator in &config.regulators {
+        let client = ComplianceFeedClient::new(channel.clone());
+        let export = crate::feed_command::export_feed(client, regulator.id.as_str()).await?;
+        let lines = corridor_compliance::feed::parse_lines(&export.text)?;
+        let key: corridor_compliance::feed::FeedPublicKey =
+            export.public_key.parse().map_err(|error| anyhow::anyhow!("public key: {error}"))?;
+        let verified = match corridor_compliance::feed::verify(&lines, &[key]) {
+            Ok(report) => format!("ok ({} records)", report.records),
+            Err(error) => {
+                surprises.push(format!("{}'s feed does not verify: {error}", regulator.id));
+                "BROKEN".to_owned()
+            }
+        };
+        let records: Vec<corridor_compliance::feed::FeedRecord> = lines
+            .into_iter()
+            .filter_map(|line| match line {
+                corridor_compliance::feed::FeedLine::Record(record) => Some(*record),
+                corridor_compliance::feed::FeedLine::Checkpoint(_) => None,
+            })
+            .collect();
+        let outcomes: std::collections::BTreeSet<String> = records
+            .iter()
+            .filter(|r| r.entry.kind == corridor_compliance::feed::FeedKind::Outcome)
+            .map(|r| r.entry.payment_id.clone())
+            .collect();
+        let screenings =
+            records.iter().filter(|r| r.entry.kind == corridor_compliance::feed::FeedKind::Screening).count();
+        let own = expected.get(regulator.jurisdiction.as_str()).cloned().unwrap_or_default();
+        let missing = own.difference(&outcomes).count();
+        let foreign = outcomes.difference(&own).count();
+        if missing > 0 || foreign > 0 {
+            surprises.push(format!(
+                "{}'s feed: {missing} final payments missing, {foreign} payments that are not its own",
+                regulator.id
+            ));
+        }
+        counts.add_row(vec![
+            regulator.id.to_string(),
+            regulator.jurisdiction.to_string(),
+            records.len().to_string(),
+            screenings.to_string(),
+            outcomes.len().to_string(),
+            own.len().to_string(),
+            missing.to_string(),
+            foreign.to_string(),
+            export.checkpoints.to_string(),
+            verified,
+        ]);
+        if sample.is_none() {
+            sample = Some((regulator.id.to_string(), records));
+        }
+    }
+    right_align(&mut counts, &[2, 3, 4, 5, 6, 7, 8]);
+    println!("Regulator feeds (ComplianceFeed/Subscribe from sequence 1, checked against the receipts)");
+    println!("{counts}\n");
+    if let Some((regulator, records)) = sample {
+        let mut first = table(&["seq", "kind", "payment", "route", "amounts", "decisions", "status"]);
+        for record in records.iter().filter(|r| !r.entry.decisions.is_empty() || r.entry.status.is_some()).take(8) {
+            let entry = &record.entry;
+            let decisions: Vec<String> = entry
+                .decisions
+                .iter()
+                .map(|d| format!("{} {} {}", d.jurisdiction, d.hook, d.code.as_deref().unwrap_or(d.outcome.as_str())))
+                .collect();
+            first.add_row(vec![
+                record.sequence.to_string(),
+                entry.kind.as_str().to_owned(),
+                entry.payment_id.chars().take(13).collect::<String>() + "…",
+                entry.route.join("→"),
+                entry.amounts.join(", "),
+                decisions.join("; "),
+                entry.status.clone().unwrap_or_default(),
+            ]);
+        }
+        println!("The first records of {regulator}'s subscription");
+        println!("{first}\n");
+    }
+    Ok(())
+}
+
+fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Retries some settled payments' keys: each must return the first payment, and the same key
 /// with another amount must be refused with ALREADY_EXISTS.
 async fn check_idempotency(
@@ -1004,6 +1291,9 @@ mod tests {
             Kind::UnknownPayee,
             Kind::MalformedAmount,
             Kind::NoRoute,
+            Kind::Sanctioned,
+            Kind::PossibleMatch,
+            Kind::MissingTravelData,
         ] {
             assert!(jobs.iter().any(|job| job.kind == kind), "no {kind:?} payment in the mix");
         }

@@ -13,6 +13,10 @@ pub mod config;
 pub mod conformance_command;
 pub mod coordinator_api;
 pub mod demo;
+pub mod feed;
+pub mod feed_api;
+pub mod feed_command;
+pub mod feed_writer;
 pub mod fx_api;
 pub mod ledger_node;
 pub mod network;
@@ -37,6 +41,8 @@ use crate::storage::embedded::EmbeddedStore;
 use crate::storage::postgres::PostgresStore;
 use crate::storage::redis_keys::RedisKeyStore;
 use crate::storage::redis_quotes::RedisQuoteStore;
+use crate::storage::redis_velocity::RedisVelocityCounter;
+use crate::storage::velocity::EmbeddedVelocityCounter;
 use crate::storage::{Storage, StorageError};
 
 /// Opens the stores the configuration names (creating schemas and files as needed).
@@ -44,7 +50,13 @@ pub async fn open_storage(config: &StorageConfig) -> Result<Storage, StorageErro
     match config.backend {
         StorageBackend::Embedded => {
             let store = Arc::new(EmbeddedStore::open(&config.data_dir)?);
-            Ok(Storage { journal: store.clone(), payments: store.clone(), keys: store.clone(), quotes: store })
+            Ok(Storage {
+                journal: store.clone(),
+                payments: store.clone(),
+                keys: store.clone(),
+                quotes: store.clone(),
+                feed: store,
+            })
         }
         StorageBackend::Postgres => {
             let missing = |key: &str| StorageError::Unavailable(format!("storage.{key} is not set"));
@@ -53,17 +65,47 @@ pub async fn open_storage(config: &StorageConfig) -> Result<Storage, StorageErro
             let postgres = Arc::new(PostgresStore::connect(database_url).await?);
             let keys = Arc::new(RedisKeyStore::connect(redis_url).await?);
             let quotes = Arc::new(RedisQuoteStore::connect(redis_url).await?);
-            Ok(Storage { journal: postgres.clone(), payments: postgres, keys, quotes })
+            Ok(Storage { journal: postgres.clone(), payments: postgres.clone(), keys, quotes, feed: postgres })
         }
     }
 }
 
-/// A router over `network` and `storage` with the settlement settings of `config`.
-pub fn router_over(network: Network, storage: Storage, config: &Config) -> Arc<Router> {
+/// Opens the counters of the velocity limits for the configured backend: `velocity.redb` in the
+/// data directory (embedded), or Redis (`backend = "postgres"`), which every replica shares.
+pub async fn open_velocity_counter(
+    config: &StorageConfig,
+) -> Result<Arc<dyn corridor_compliance::VelocityCounter>, StorageError> {
+    match config.backend {
+        StorageBackend::Embedded => Ok(Arc::new(EmbeddedVelocityCounter::open(&config.data_dir)?)),
+        StorageBackend::Postgres => {
+            let redis_url = config
+                .redis_url
+                .as_deref()
+                .ok_or_else(|| StorageError::Unavailable("storage.redis_url is not set".into()))?;
+            Ok(Arc::new(RedisVelocityCounter::connect(redis_url).await?))
+        }
+    }
+}
+
+/// A router over `network` and `storage` with the settlement settings of `config`, signing feed
+/// checkpoints with the key in `feed.signing_key_file` (created if missing; default
+/// `<storage.data_dir>/feed-signing-key.pk8`).
+pub fn router_over(network: Network, storage: Storage, config: &Config) -> anyhow::Result<Arc<Router>> {
     let settings = RouterSettings {
         prepare_timeout: Duration::from_millis(config.settlement.prepare_timeout_ms),
         decision_attempts_max: config.settlement.decision_attempts_max,
         in_flight_max: config.settlement.in_flight_max,
     };
-    Arc::new(Router::new(Arc::new(network), storage, settings, Arc::new(clock::SystemClock)))
+    let key_file = config.feed.signing_key_file.clone().unwrap_or_else(|| config.storage.data_dir.join(FEED_KEY_FILE));
+    if let Some(directory) = key_file.parent() {
+        std::fs::create_dir_all(directory)
+            .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", directory.display()))?;
+    }
+    let signer = feed::load_or_create_signer(&key_file)
+        .map_err(|error| anyhow::anyhow!("feed signing key {}: {error}", key_file.display()))?;
+    let router = Router::new(Arc::new(network), storage, settings, Arc::new(clock::SystemClock));
+    Ok(Arc::new(router.with_feed_signer(Arc::new(signer))))
 }
+
+/// The feed signing key's file name in the data directory, unless configured elsewhere.
+pub const FEED_KEY_FILE: &str = "feed-signing-key.pk8";

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use corridor_router::config::Config;
 use corridor_router::demo::{self, DemoOptions};
 use corridor_router::network::Network;
-use corridor_router::{open_storage, recovery, review, router_over, server};
+use corridor_router::{feed, open_storage, open_velocity_counter, recovery, review, router_over, server};
 
 #[derive(Parser)]
 #[command(name = "corridor", version, about = "Open payment routing network for central-bank digital currencies")]
@@ -32,12 +32,15 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-    /// Start an embedded four-ledger network, pay through its gRPC API, and print a summary.
+    /// Start an embedded five-ledger network, pay through its gRPC API, and print a summary.
     Demo(DemoOptions),
     /// Serve one central-bank ledger over the ledger protocol, as an out-of-process adapter.
     LedgerNode(corridor_router::ledger_node::LedgerNodeOptions),
     /// Check a ledger adapter at a gRPC address with the conformance kit.
     Conformance(corridor_router::conformance_command::ConformanceOptions),
+    /// Export a regulator's compliance feed, or verify an export offline.
+    #[command(subcommand)]
+    Feed(corridor_router::feed_command::FeedCommand),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
             Command::Demo(options) => demo::run(options).await,
             Command::LedgerNode(options) => corridor_router::ledger_node::run(options, shutdown_signal()).await,
             Command::Conformance(options) => corridor_router::conformance_command::run(options).await,
+            Command::Feed(command) => corridor_router::feed_command::run(command).await,
         }
     });
     match result {
@@ -87,9 +91,13 @@ async fn serve(
     let storage = open_storage(&config.storage).await.context("cannot open storage")?;
     let ledger_logs = config.storage.data_dir.join("ledgers");
     std::fs::create_dir_all(&ledger_logs).with_context(|| format!("cannot create {}", ledger_logs.display()))?;
-    let network = Network::build(&config, &format!("config {}", config_path.display()), &ledger_logs).await?;
-    let router = router_over(network, storage, &config);
-    let report = recovery::recover(router.storage(), router.coordinator()).await.context("recovery failed")?;
+    let velocity_counter =
+        open_velocity_counter(&config.storage).await.context("cannot open the velocity limits' counters")?;
+    let network =
+        Network::build(&config, &format!("config {}", config_path.display()), &ledger_logs, velocity_counter).await?;
+    let router = router_over(network, storage, &config)?;
+    let report =
+        recovery::recover(router.storage(), router.coordinator(), router.feed()).await.context("recovery failed")?;
     tracing::info!(
         commits_completed = report.commits_completed,
         aborted = report.aborted,
@@ -99,6 +107,30 @@ async fn serve(
     );
     let listen = listen.unwrap_or(config.server.listen);
     let _review_expiry = review::spawn_review_expiry(std::sync::Arc::clone(&router));
+    if let (Some(hook), Some(sanctions)) = (router.network().sanctions.clone(), config.sanctions.clone()) {
+        tracing::info!(entries = hook.entries(), "sanctions list loaded; SIGHUP reloads it");
+        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot listen for SIGHUP")?;
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match corridor_router::network::load_sanctions(&sanctions) {
+                    Ok(list) => {
+                        hook.reload(list);
+                        tracing::info!(entries = hook.entries(), "sanctions list reloaded");
+                    }
+                    Err(error) => tracing::warn!(%error, "sanctions list not reloaded; the old one stays"),
+                }
+            }
+        });
+    }
+    if let Some(signer) = router.feed_signer() {
+        tracing::info!(public_key = %signer.public_key(), "signing feed checkpoints");
+        let _checkpointer = feed::spawn_checkpointer(
+            std::sync::Arc::clone(router.feed().store()),
+            std::sync::Arc::clone(signer),
+            std::time::Duration::from_millis(config.feed.checkpoint_interval_ms),
+        );
+    }
     let running = server::start(router, listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     // Tests and scripts read this line to find the port.
     println!("corridor listening on {}", running.local_addr);

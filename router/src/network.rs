@@ -9,14 +9,18 @@ use std::path::Path;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime};
 
-use corridor_compliance::{CompliancePipeline, CorridorRule, SinglePaymentLimit, TravelRule};
+use corridor_compliance::velocity::{self, MemoryVelocityCounter, VelocityCounter, VelocityHook, VelocityHooks};
+use corridor_compliance::{
+    ComplianceHook, CompliancePipeline, CorridorRule, SanctionsHook, SanctionsList, Score, SinglePaymentLimit,
+    Thresholds, TravelRule,
+};
 use corridor_fx::{CurrencyPair, EcbHistory, ProviderRate, RateBook};
 use corridor_ledger_adapters::remote::RemoteLedger;
 use corridor_ledger_adapters::{InMemoryLedger, Ledger, LedgerDescription};
 use corridor_schemas::{AccountName, Address, Currency, Jurisdiction, LedgerId, Money, ParticipantId};
 use rust_decimal::Decimal;
 
-use crate::config::{Config, ConfigError, EcbSeedConfig, Role};
+use crate::config::{Config, ConfigError, EcbSeedConfig, Role, SanctionsConfig};
 
 /// A ledger as the router knows it.
 #[derive(Clone)]
@@ -80,12 +84,18 @@ pub struct Network {
     /// Replaced at run time by `PublishRates`; read by every pricing.
     rates: RwLock<RateBook>,
     pub fx: FxSettings,
+    /// The velocity hooks (also in `compliance`), to take back a payment that ends refused or failed.
+    pub velocity: VelocityHooks,
     pub fees: HashMap<FeeKey, Fee>,
     pub compliance: CompliancePipeline,
+    /// The sanctions hook, shared by every screening jurisdiction, for reloading its list.
+    pub sanctions: Option<Arc<SanctionsHook>>,
     /// Compliance officers and the jurisdiction whose held payments each decides.
     pub officers: HashMap<ParticipantId, Jurisdiction>,
     /// How long a held payment waits for its review.
     pub review_timeout: Duration,
+    /// Regulators and the jurisdiction whose feed each reads.
+    pub regulators: HashMap<ParticipantId, Jurisdiction>,
     /// The in-memory ledgers created for the embedded default, for audits by the demo and tests.
     pub embedded_ledgers: Vec<Arc<InMemoryLedger>>,
 }
@@ -152,13 +162,21 @@ impl Network {
             embedded_ledgers.push(Arc::clone(&ledger));
             ledgers.insert(ledger_config.id.clone(), LedgerHandle { description, ledger });
         }
-        Self::assemble(config, rate_source, ledgers, embedded_ledgers)
+        // In memory like its ledgers: velocity limits count from zero in every embedded network.
+        let velocity_counter = Arc::new(MemoryVelocityCounter::new());
+        Self::assemble(config, rate_source, ledgers, embedded_ledgers, velocity_counter)
     }
 
     /// The network `corridor serve` runs: a ledger with an `endpoint` is reached over the ledger
     /// protocol (its node funds its own accounts); any other is in-process, kept durable in an
     /// operation log under `ledger_logs` (opening balances issued once, when the log is new).
-    pub async fn build(config: &Config, rate_source: &str, ledger_logs: &Path) -> Result<Self, ConfigError> {
+    /// Velocity limits count in `velocity_counter` (see [`crate::open_velocity_counter`]).
+    pub async fn build(
+        config: &Config,
+        rate_source: &str,
+        ledger_logs: &Path,
+        velocity_counter: Arc<dyn VelocityCounter>,
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
         let opening = opening_balances(config)?;
         let mut ledgers = HashMap::new();
@@ -183,7 +201,7 @@ impl Network {
             };
             ledgers.insert(ledger_config.id.clone(), LedgerHandle { description, ledger });
         }
-        Self::assemble(config, rate_source, ledgers, embedded_ledgers)
+        Self::assemble(config, rate_source, ledgers, embedded_ledgers, velocity_counter)
     }
 
     /// Everything but the ledgers: participants, providers, rates, fees, hooks.
@@ -192,6 +210,7 @@ impl Network {
         rate_source: &str,
         ledgers: HashMap<LedgerId, LedgerHandle>,
         embedded_ledgers: Vec<Arc<InMemoryLedger>>,
+        velocity_counter: Arc<dyn VelocityCounter>,
     ) -> Result<Self, ConfigError> {
         let mut participants = HashMap::new();
         let mut providers = HashMap::new();
@@ -262,9 +281,30 @@ impl Network {
                 .map_err(|error| ConfigError { key: "travel_rules".into(), reason: error.to_string() })?;
             compliance.add_hook(rule.jurisdiction.clone(), Arc::new(TravelRule::new(threshold)));
         }
+        let mut sanctions = None;
+        if let Some(screening) = &config.sanctions {
+            let hook = Arc::new(SanctionsHook::new(load_sanctions(screening)?, sanctions_thresholds(screening)?));
+            for jurisdiction in &screening.jurisdictions {
+                compliance.add_hook(jurisdiction.clone(), Arc::clone(&hook) as Arc<dyn ComplianceHook>);
+            }
+            sanctions = Some(hook);
+        }
         for rule in &config.corridor_rules {
             let hook = CorridorRule { closed_to: rule.closed_to.clone(), closed_from: rule.closed_from.clone() };
             compliance.add_hook(rule.jurisdiction.clone(), Arc::new(hook));
+        }
+        let mut velocity = VelocityHooks::new();
+        for (index, limit) in config.velocity_limits.iter().enumerate() {
+            // Validated already; a failure here still names its key.
+            let key = format!("velocity_limits[{index}]");
+            let velocity_limit = limit.limit().map_err(|(field, reason)| ConfigError {
+                key: if field.is_empty() { key.clone() } else { format!("{key}.{field}") },
+                reason,
+            })?;
+            let counter = Arc::clone(&velocity_counter);
+            let hook = Arc::new(VelocityHook::new(velocity_limit, counter, velocity::system_clock()));
+            compliance.add_hook(limit.jurisdiction.clone(), Arc::clone(&hook) as Arc<dyn ComplianceHook>);
+            velocity.add(limit.jurisdiction.clone(), hook);
         }
 
         let fx = FxSettings {
@@ -281,8 +321,11 @@ impl Network {
             fx,
             fees,
             compliance,
+            velocity,
+            sanctions,
             officers,
             review_timeout: Duration::from_millis(config.compliance.review_timeout_ms),
+            regulators: config.regulators.iter().map(|r| (r.id.clone(), r.jurisdiction.clone())).collect(),
             embedded_ledgers,
         })
     }
@@ -317,6 +360,28 @@ impl Network {
     pub fn currency_of(&self, ledger: &LedgerId) -> Option<Currency> {
         self.ledgers.get(ledger).map(|handle| handle.description.currency)
     }
+}
+
+/// The configured list's files, or the snapshot built into the binary.
+pub fn load_sanctions(config: &SanctionsConfig) -> Result<SanctionsList, ConfigError> {
+    let failed = |reason: String| ConfigError { key: "sanctions".into(), reason };
+    match config.files() {
+        None => SanctionsList::bundled().map_err(|error| failed(error.to_string())),
+        Some([sdn, alt, add]) => {
+            let read = |path: &Path| {
+                std::fs::read_to_string(path)
+                    .map_err(|error| failed(format!("cannot read {}: {error}", path.display())))
+            };
+            SanctionsList::parse(&read(sdn)?, &read(alt)?, &read(add)?).map_err(|error| failed(error.to_string()))
+        }
+    }
+}
+
+fn sanctions_thresholds(config: &SanctionsConfig) -> Result<Thresholds, ConfigError> {
+    let defaults = Thresholds::DEFAULT;
+    let score = |value: Option<u16>, default: Score| value.and_then(Score::new).unwrap_or(default);
+    Thresholds::new(score(config.hit_min, defaults.hit_min()), score(config.possible_min, defaults.possible_min()))
+        .map_err(|error| ConfigError { key: "sanctions.possible_min".into(), reason: error.to_string() })
 }
 
 /// A seeded provider's rates: its pairs around the chosen day's ECB mids.

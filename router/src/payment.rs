@@ -163,6 +163,8 @@ pub struct PaymentRecord {
     /// Decisions taken before this run, as the receipt showed them: a held payment's screening
     /// and its reviews, when an approval resumes it. Shown before `screening`.
     pub compliance_before: Vec<wire::ComplianceDecision>,
+    /// Its screening is in the feed already (it was held for review); only the outcome is left.
+    pub screening_recorded: bool,
     pub timings: Timings,
 }
 
@@ -182,6 +184,7 @@ impl PaymentRecord {
             legs: Vec::new(),
             screening: Screening::default(),
             compliance_before: Vec::new(),
+            screening_recorded: false,
             timings: Timings { received_at: Some(received_at), ..Timings::default() },
         }
     }

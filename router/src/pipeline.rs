@@ -24,6 +24,7 @@ use prost::Message;
 use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
+use crate::feed_writer::FeedWriter;
 use crate::network::Network;
 use crate::payment::{LegState, PaymentReason, PaymentRecord};
 use crate::quote::LockedQuote;
@@ -31,6 +32,7 @@ use crate::route::Plan;
 use crate::settlement::{Coordinator, Decision, Settlement, elapsed_us};
 use crate::storage::{Fingerprint, KeyClaim, Storage, StorageError};
 use crate::{recovery, route};
+use corridor_compliance::feed::FeedSigner;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -80,6 +82,9 @@ impl From<StorageError> for SubmitError {
 
 pub struct Router {
     network: Arc<Network>,
+    feed: FeedWriter,
+    /// Signs the feed's checkpoints; absent in tests that do not need them.
+    feed_signer: Option<Arc<FeedSigner>>,
     coordinator: Arc<Coordinator>,
     storage: Storage,
     in_flight: Semaphore,
@@ -126,8 +131,12 @@ impl Router {
     pub fn new(network: Arc<Network>, storage: Storage, settings: RouterSettings, clock: Arc<dyn Clock>) -> Self {
         let ledgers: HashMap<LedgerId, Arc<dyn Ledger>> =
             network.ledgers.iter().map(|(id, handle)| (id.clone(), Arc::clone(&handle.ledger))).collect();
+        let jurisdictions: Vec<(LedgerId, Jurisdiction)> =
+            network.ledgers.iter().map(|(id, handle)| (id.clone(), handle.description.jurisdiction.clone())).collect();
         Self {
             coordinator: Arc::new(Coordinator::new(ledgers, settings.prepare_timeout, settings.decision_attempts_max)),
+            feed: FeedWriter::new(Arc::clone(&storage.feed), jurisdictions),
+            feed_signer: None,
             network,
             storage,
             in_flight: Semaphore::new(settings.in_flight_max),
@@ -163,6 +172,21 @@ impl Router {
 
     pub fn coordinator(&self) -> &Arc<Coordinator> {
         &self.coordinator
+    }
+
+    /// Signs this router's feed checkpoints with `signer`.
+    pub fn with_feed_signer(mut self, signer: Arc<FeedSigner>) -> Self {
+        self.feed_signer = Some(signer);
+        self
+    }
+
+    pub fn feed_signer(&self) -> Option<&Arc<FeedSigner>> {
+        self.feed_signer.as_ref()
+    }
+
+    /// What writes this router's payments into the compliance feed.
+    pub fn feed(&self) -> &FeedWriter {
+        &self.feed
     }
 
     /// Runs one instruction through the pipeline and returns its final receipt.
@@ -237,8 +261,17 @@ impl Router {
         record.screening = screening;
         match (outcome, objection) {
             // Held: it waits, with nothing held on any ledger, for a compliance officer.
-            (Outcome::Hold, Some(reason)) => self.finish(record, PaymentStatus::Held, Some(reason), started).await,
-            (_, Some(reason)) => self.finish(record, PaymentStatus::Rejected, Some(reason), started).await,
+            (Outcome::Hold, Some(reason)) => {
+                record.screening_recorded = true;
+                record.status = PaymentStatus::Held;
+                record.reason = Some(reason.clone());
+                self.feed.screening(&record.to_wire(), self.clock.now()).await?;
+                self.finish(record, PaymentStatus::Held, Some(reason), started).await
+            }
+            (_, Some(reason)) => {
+                self.release_velocity(record.id, &record.instruction).await;
+                self.finish(record, PaymentStatus::Rejected, Some(reason), started).await
+            }
             (_, None) => self.settle(record, decide_by, started).await,
         }
     }
@@ -299,6 +332,10 @@ impl Router {
         };
         let aborted_cleanly =
             record.legs.iter().all(|leg| !matches!(leg.state, LegState::Prepared | LegState::InDoubt));
+        if matches!(status, PaymentStatus::Rejected | PaymentStatus::Failed) {
+            // Aborted on every ledger: it will never settle, so it stops counting now.
+            self.release_velocity(record.id, &record.instruction).await;
+        }
         let receipt = self.finish(record, status, reason, started).await?;
         if finished && (status == PaymentStatus::Settled || aborted_cleanly) {
             // Not awaited: the receipt is durable and the ledgers have their decision; a finish
@@ -312,10 +349,22 @@ impl Router {
             });
         } else if status == PaymentStatus::Pending {
             // Decided commit, some ledger unreachable: keep delivering in the background.
-            recovery::redrive(self.storage.clone(), Arc::clone(&self.coordinator), receipt.clone(), Decision::Commit);
+            recovery::redrive(
+                self.storage.clone(),
+                Arc::clone(&self.coordinator),
+                self.feed.clone(),
+                receipt.clone(),
+                Decision::Commit,
+            );
         } else {
             // Aborted, but some ledger did not hear it: its hold stays until it does.
-            recovery::redrive(self.storage.clone(), Arc::clone(&self.coordinator), receipt.clone(), Decision::Abort);
+            recovery::redrive(
+                self.storage.clone(),
+                Arc::clone(&self.coordinator),
+                self.feed.clone(),
+                receipt.clone(),
+                Decision::Abort,
+            );
         }
         Ok(receipt)
     }
@@ -332,9 +381,29 @@ impl Router {
         record.timings.finished_at = Some(self.clock.now());
         record.timings.total_us = elapsed_us(started);
         tracing::debug!(payment = %record.id, ?status, reason = ?record.reason, "payment finished");
+        let record_screening_recorded = record.screening_recorded;
         let receipt = record.to_wire();
+        // The feed before the receipt: a final receipt anyone can read is in the feed already.
+        if record_screening_recorded {
+            self.feed.outcome(&receipt, self.clock.now()).await?;
+        } else {
+            self.feed.screening_and_outcome(&receipt, self.clock.now()).await?;
+        }
         self.storage.payments.save(&receipt).await?;
         Ok(receipt)
+    }
+
+    /// Takes a screened payment that will never settle (refused, failed, or rejected in review)
+    /// back out of every velocity window it was counted in, so that velocity limits count what
+    /// settled or is settling. A failure is only logged: the entry then counts until its window
+    /// passes, which can only refuse more, never allow more.
+    pub(crate) async fn release_velocity(&self, payment: PaymentId, instruction: &PaymentInstruction) {
+        if self.network.velocity.is_empty() {
+            return;
+        }
+        if let Err(error) = self.network.velocity.release(payment, &instruction.participant, &instruction.payer).await {
+            tracing::warn!(%payment, %error, "velocity entries not taken back; they count until their windows pass");
+        }
     }
 
     /// A retry of a key whose first submission may still be running (here or, with shared

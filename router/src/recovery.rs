@@ -22,6 +22,7 @@ use corridor_ledger_adapters::TransactionId;
 use corridor_schemas::PaymentId;
 use corridor_schemas::wire::v1 as wire;
 
+use crate::feed_writer::FeedWriter;
 use crate::payment::{Leg, LegState, legs_from_wire};
 use crate::settlement::{Coordinator, Decision};
 use crate::storage::{Decision as JournalDecision, Storage, StorageError};
@@ -75,6 +76,7 @@ fn apply(mut receipt: wire::Payment, legs: &[Leg], decision: Decision, delivered
 async fn complete_one(
     storage: &Storage,
     coordinator: &Arc<Coordinator>,
+    feed: &FeedWriter,
     receipt: wire::Payment,
     decision: Decision,
 ) -> Result<bool, StorageError> {
@@ -95,28 +97,43 @@ async fn complete_one(
     // is, byte for byte (only its journal entry was left unfinished).
     let already_final = receipt.status != wire::PaymentStatus::Pending as i32;
     if !(delivered && already_final) {
-        storage.payments.save(&apply(receipt.clone(), &legs, decision, delivered)).await?;
+        let updated = apply(receipt.clone(), &legs, decision, delivered);
+        // The feed first: a final receipt anyone can read is always in the feed already. (A crash
+        // between the two may record an outcome twice, never not at all.)
+        feed.screening_and_outcome(&updated, SystemTime::now()).await?;
+        storage.payments.save(&updated).await?;
+    } else {
+        // Final before the crash; its records may not have reached the feed: record them (again).
+        feed.screening_and_outcome(&receipt, SystemTime::now()).await?;
     }
     if delivered {
         storage.journal.finish(payment).await?;
     } else {
-        redrive(storage.clone(), Arc::clone(coordinator), receipt, decision);
+        redrive(storage.clone(), Arc::clone(coordinator), feed.clone(), receipt, decision);
     }
     Ok(delivered)
 }
 
 /// Keeps delivering `decision` in the background until every ledger acknowledges, then stores
 /// the final receipt and finishes the journal entry.
-pub fn redrive(storage: Storage, coordinator: Arc<Coordinator>, receipt: wire::Payment, decision: Decision) {
+pub fn redrive(
+    storage: Storage,
+    coordinator: Arc<Coordinator>,
+    feed: FeedWriter,
+    receipt: wire::Payment,
+    decision: Decision,
+) {
     tokio::spawn(async move {
         let Ok(payment) = receipt.payment_id.parse::<PaymentId>() else { return };
         let Ok(mut legs) = legs_from_wire(&receipt.legs) else { return };
         loop {
             tokio::time::sleep(REDRIVE_INTERVAL).await;
             if coordinator.complete(TransactionId::from(payment), &mut legs, decision).await.is_none() {
-                let saved = storage.payments.save(&apply(receipt.clone(), &legs, decision, true)).await;
+                let updated = apply(receipt.clone(), &legs, decision, true);
+                let recorded = feed.screening_and_outcome(&updated, SystemTime::now()).await;
+                let saved = storage.payments.save(&updated).await;
                 let finished = storage.journal.finish(payment).await;
-                if saved.is_ok() && finished.is_ok() {
+                if recorded.is_ok() && saved.is_ok() && finished.is_ok() {
                     tracing::info!(%payment, ?decision, "decision delivered to every ledger");
                     return;
                 }
@@ -126,7 +143,11 @@ pub fn redrive(storage: Storage, coordinator: Arc<Coordinator>, receipt: wire::P
 }
 
 /// Runs recovery; see the module docs.
-pub async fn recover(storage: &Storage, coordinator: &Arc<Coordinator>) -> Result<RecoveryReport, StorageError> {
+pub async fn recover(
+    storage: &Storage,
+    coordinator: &Arc<Coordinator>,
+    feed: &FeedWriter,
+) -> Result<RecoveryReport, StorageError> {
     let mut report = RecoveryReport::default();
     let mut journaled = HashSet::new();
     for entry in storage.journal.unfinished().await? {
@@ -143,7 +164,7 @@ pub async fn recover(storage: &Storage, coordinator: &Arc<Coordinator>) -> Resul
             JournalDecision::Commit => Decision::Commit,
             JournalDecision::Abort => Decision::Abort,
         };
-        let delivered = complete_one(storage, coordinator, receipt, decision).await?;
+        let delivered = complete_one(storage, coordinator, feed, receipt, decision).await?;
         match (decision, delivered) {
             (_, false) => report.redriving += 1,
             (Decision::Commit, true) => report.commits_completed += 1,
@@ -158,6 +179,7 @@ pub async fn recover(storage: &Storage, coordinator: &Arc<Coordinator>) -> Resul
         receipt.status = wire::PaymentStatus::Failed as i32;
         receipt.reason =
             reason("INTERRUPTED", "the router stopped before settlement began; no ledger was asked to hold anything");
+        feed.screening_and_outcome(&receipt, SystemTime::now()).await?;
         storage.payments.save(&receipt).await?;
         report.interrupted += 1;
     }

@@ -145,12 +145,18 @@ impl Router {
         });
         tracing::info!(%payment, %officer, ?verdict, "held payment reviewed");
 
+        // The officer's decision is a screening decision: it goes to the feed like the hooks' did.
+        self.feed().screening(&receipt, self.now()).await?;
         if verdict == Verdict::Reject {
+            if let Ok(instruction) = instruction_from_wire(&receipt) {
+                self.release_velocity(payment, &instruction).await;
+            }
             receipt.status = wire::PaymentStatus::Rejected as i32;
             receipt.reason = Some(wire::Reason {
                 code: code.to_owned(),
                 message: format!("{jurisdiction} compliance review rejected it ({message})"),
             });
+            self.feed().outcome(&receipt, self.now()).await?;
             self.storage().payments.save(&receipt).await?;
             return Ok(receipt);
         }
@@ -175,10 +181,14 @@ impl Router {
             .unwrap_or_else(|| self.now());
         let mut record = PaymentRecord::pending(id, instruction, received_at);
         record.compliance_before = receipt.compliance;
+        record.screening_recorded = true;
         self.storage().payments.save(&record.to_wire()).await?;
         match self.price(&mut record).await? {
             Ok(decide_by) => self.settle(record, decide_by, started).await,
-            Err(reason) => self.finish(record, PaymentStatus::Rejected, Some(reason), started).await,
+            Err(reason) => {
+                self.release_velocity(record.id, &record.instruction).await;
+                self.finish(record, PaymentStatus::Rejected, Some(reason), started).await
+            }
         }
     }
 
@@ -199,6 +209,9 @@ impl Router {
             }
             let Ok(id) = receipt.payment_id.parse::<PaymentId>() else { continue };
             let Some(_running) = self.start_running(id) else { continue };
+            if let Ok(instruction) = instruction_from_wire(&receipt) {
+                self.release_velocity(id, &instruction).await;
+            }
             receipt.status = wire::PaymentStatus::Rejected as i32;
             receipt.reason = Some(wire::Reason {
                 code: "REVIEW_TIMEOUT".to_owned(),
@@ -208,6 +221,7 @@ impl Router {
                     timeout.as_secs()
                 ),
             });
+            self.feed().outcome(&receipt, self.now()).await?;
             self.storage().payments.save(&receipt).await?;
             expired += 1;
         }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use corridor_schemas::wire::FILE_DESCRIPTOR_SET;
+use corridor_schemas::wire::v1::compliance_feed_server::ComplianceFeedServer;
 use corridor_schemas::wire::v1::compliance_review_server::ComplianceReviewServer;
 use corridor_schemas::wire::v1::fx_service_server::FxServiceServer;
 use corridor_schemas::wire::v1::payment_service_server::PaymentServiceServer;
@@ -18,9 +19,10 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::api::PaymentApi;
 use crate::coordinator_api::CoordinatorApi;
+use crate::feed_api::FeedApi;
 use crate::fx_api::FxApi;
-use crate::review_api::ReviewApi;
 use crate::pipeline::Router;
+use crate::review_api::ReviewApi;
 
 /// Largest request the payment API decodes. An instruction is a few hundred bytes.
 pub const REQUEST_BYTES_MAX: usize = 64 * 1024;
@@ -57,6 +59,7 @@ pub async fn start(router: Arc<Router>, listen: SocketAddr) -> anyhow::Result<Ru
     health_reporter.set_serving::<PaymentServiceServer<PaymentApi>>().await;
     health_reporter.set_serving::<FxServiceServer<FxApi>>().await;
     health_reporter.set_serving::<ComplianceReviewServer<ReviewApi>>().await;
+    health_reporter.set_serving::<ComplianceFeedServer<FeedApi>>().await;
     // List only what this server serves: the descriptor set also holds the ledger protocol,
     // which ledger adapters serve, not the router.
     let reflection = || {
@@ -66,6 +69,7 @@ pub async fn start(router: Arc<Router>, listen: SocketAddr) -> anyhow::Result<Ru
             .with_service_name("corridor.v1.PaymentService")
             .with_service_name("corridor.v1.FxService")
             .with_service_name("corridor.v1.ComplianceReview")
+            .with_service_name("corridor.v1.ComplianceFeed")
             .with_service_name("corridor.v1.TransactionCoordinator")
             .with_service_name("grpc.health.v1.Health")
     };
@@ -73,8 +77,11 @@ pub async fn start(router: Arc<Router>, listen: SocketAddr) -> anyhow::Result<Ru
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let coordinator = TransactionCoordinatorServer::new(CoordinatorApi::new(Arc::clone(&router.storage().journal)))
         .max_decoding_message_size(REQUEST_BYTES_MAX);
-    let review = ComplianceReviewServer::new(ReviewApi::new(Arc::clone(&router)))
+    let public_key = router.feed_signer().map(|signer| signer.public_key());
+    let feed = ComplianceFeedServer::new(FeedApi::new(Arc::clone(&router), public_key))
         .max_decoding_message_size(REQUEST_BYTES_MAX);
+    let review =
+        ComplianceReviewServer::new(ReviewApi::new(Arc::clone(&router))).max_decoding_message_size(REQUEST_BYTES_MAX);
     let fx = FxServiceServer::new(FxApi::new(Arc::clone(&router))).max_decoding_message_size(REQUEST_BYTES_MAX);
     let payments = PaymentServiceServer::new(PaymentApi::new(router)).max_decoding_message_size(REQUEST_BYTES_MAX);
 
@@ -88,6 +95,7 @@ pub async fn start(router: Arc<Router>, listen: SocketAddr) -> anyhow::Result<Ru
         .add_service(payments)
         .add_service(fx)
         .add_service(review)
+        .add_service(feed)
         .add_service(coordinator)
         .serve_with_incoming_shutdown(incoming, async {
             let _either_way = shutdown_signal.await;

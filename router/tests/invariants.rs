@@ -371,7 +371,8 @@ async fn run_case(
         crash_at: crash_at.unwrap_or(usize::MAX),
         crash: Arc::clone(&crash),
     });
-    let storage = Storage { journal, payments: store.clone(), keys: store.clone(), quotes: store.clone() };
+    let storage =
+        Storage { journal, payments: store.clone(), keys: store.clone(), quotes: store.clone(), feed: store.clone() };
     let settings = || RouterSettings {
         prepare_timeout: Duration::from_millis(config.settlement.prepare_timeout_ms),
         // Enough that a decision is never left undelivered at these fault rates (0.3^20).
@@ -419,10 +420,15 @@ async fn run_case(
     }
     let router = if crashed {
         drop(router);
-        let storage =
-            Storage { journal: store.clone(), payments: store.clone(), keys: store.clone(), quotes: store.clone() };
+        let storage = Storage {
+            journal: store.clone(),
+            payments: store.clone(),
+            keys: store.clone(),
+            quotes: store.clone(),
+            feed: store.clone(),
+        };
         let recovered = Arc::new(Router::new(Arc::clone(&network), storage, settings(), Arc::new(SystemClock)));
-        let report = recovery::recover(recovered.storage(), recovered.coordinator()).await.unwrap();
+        let report = recovery::recover(recovered.storage(), recovered.coordinator(), recovered.feed()).await.unwrap();
         prop_assert_eq!(report.redriving, 0, "a decision could not be delivered during recovery");
         recovered
     } else {

@@ -270,7 +270,13 @@ impl Harness {
         ));
         let _ = std::fs::remove_dir_all(&data_dir);
         let store = Arc::new(EmbeddedStore::open(&data_dir).unwrap());
-        let storage = Storage { journal: store.clone(), payments: store.clone(), keys: store.clone(), quotes: store };
+        let storage = Storage {
+            journal: store.clone(),
+            payments: store.clone(),
+            keys: store.clone(),
+            quotes: store.clone(),
+            feed: store,
+        };
         let settings = RouterSettings {
             prepare_timeout: Duration::from_millis(config.settlement.prepare_timeout_ms),
             decision_attempts_max: config.settlement.decision_attempts_max,

@@ -91,7 +91,7 @@ async fn start(network_toml: &str, hold_in: &[(&str, &str)]) -> Arc<Router> {
         let from = Money::parse(amount, corridor_schemas::Currency::from_code(code).unwrap()).unwrap();
         network.compliance.add_hook(Jurisdiction::new(*jurisdiction).unwrap(), Arc::new(HoldLarge { from }));
     }
-    crate::router_over(network, storage, &config)
+    crate::router_over(network, storage, &config).unwrap()
 }
 
 fn pay(key: &str, payee: &str, amount: &str) -> PaymentInstruction {
@@ -139,7 +139,8 @@ async fn a_held_payment_waits_with_nothing_held_and_settles_when_approved() {
     assert_eq!(status(&router.submit(pay("k2", "e-hkd/bob", "10.00")).await.unwrap()), wire::PaymentStatus::Settled);
 
     let queue = router.held_for(&officer("officer-hk")).await.unwrap();
-    assert_eq!(queue.iter().map(|p| p.payment_id.clone()).collect::<Vec<_>>(), [held.payment_id.clone()]);
+    let queued: Vec<String> = queue.iter().map(|p| p.payment_id.clone()).collect();
+    assert_eq!(queued, vec![held.payment_id.clone()]);
     assert!(router.held_for(&officer("officer-cn")).await.unwrap().is_empty());
     assert!(matches!(router.held_for(&officer("nobody")).await, Err(ReviewError::PermissionDenied(_))));
     match router.review(&officer("officer-cn"), id(&held), Verdict::Approve, "").await {
@@ -203,4 +204,29 @@ async fn a_payment_held_by_two_jurisdictions_needs_both_approvals() {
     // 6000.00 ÷ 1.18 = 5084.745… → 5084.74 CNY
     assert_eq!(settled.receive_amount.as_ref().unwrap().amount, "5084.74");
     assert_eq!(settled.compliance.iter().filter(|d| d.hook == REVIEW_HOOK).count(), 2);
+}
+
+#[tokio::test]
+async fn velocity_limits_count_what_settled_or_is_settling() {
+    let limit = "jurisdiction = \"HK\"\ncurrency = \"HKD\"\nscope = \"wallet\"\nwindow_s = 3600\ncount_max = 3";
+    let router = start(&format!("{NETWORK}\n[[velocity_limits]]\n{limit}\n"), &[("HK", "150000.00 HKD")]).await;
+    let outcome = |payment: &wire::Payment| (status(payment), payment.reason.as_ref().map(|r| r.code.clone()));
+    let refused = |code: &str| (wire::PaymentStatus::Rejected, Some(code.to_owned()));
+    let settled = (wire::PaymentStatus::Settled, None);
+    assert_eq!(outcome(&router.submit(pay("k1", "e-hkd/bob", "10.00")).await.unwrap()), settled);
+    // Held: it is settling (counts); refused by the ledger: it never will (taken back).
+    let held = router.submit(pay("k2", "e-hkd/bob", "150000.00")).await.unwrap();
+    assert_eq!(status(&held), wire::PaymentStatus::Held);
+    let broke = router.submit(pay("k3", "e-hkd/bob", "120000.00")).await.unwrap();
+    assert_eq!(outcome(&broke), refused("INSUFFICIENT_FUNDS"));
+    let third = router.submit(pay("k4", "e-hkd/bob", "1.00")).await.unwrap();
+    assert_eq!(outcome(&third), settled, "the payment the ledger refused still counts");
+    let fourth = router.submit(pay("k5", "e-hkd/bob", "1.00")).await.unwrap();
+    assert_eq!(outcome(&fourth), refused("VELOCITY_COUNT_EXCEEDED"));
+    // Rejected in review: taken back, so one more fits, and no more.
+    router.review(&officer("officer-hk"), id(&held), Verdict::Reject, "no").await.unwrap();
+    let after_review = router.submit(pay("k6", "e-hkd/bob", "1.00")).await.unwrap();
+    assert_eq!(outcome(&after_review), settled, "the payment rejected in review still counts");
+    let over = router.submit(pay("k7", "e-hkd/bob", "1.00")).await.unwrap();
+    assert_eq!(outcome(&over), refused("VELOCITY_COUNT_EXCEEDED"));
 }

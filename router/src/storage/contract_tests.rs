@@ -4,10 +4,15 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use corridor_compliance::feed::{
+    FeedEntry, FeedHash, FeedKind, FeedRecord, FeedSigner, LINE_BYTES_MAX, export_lines, parse_lines, verify,
+};
+use corridor_compliance::velocity::{self, CounterError, VelocityCounter, WindowTotals};
+use corridor_compliance::{self as compliance, ComplianceHook, VelocityHook, VelocityLimit, VelocityScope};
 use corridor_schemas::wire::v1 as wire;
-use corridor_schemas::{IdempotencyKey, ParticipantId, PaymentId, QuoteId};
+use corridor_schemas::{Address, Currency, IdempotencyKey, Jurisdiction, Money, ParticipantId, PaymentId, QuoteId};
 
-use super::{Decision, Journal, KeyClaim, KeyStore, PaymentStore, QuoteStore};
+use super::{Decision, FeedStore, Journal, KeyClaim, KeyStore, PaymentStore, QuoteStore, StorageError};
 
 pub fn payment(participant: &str, status: wire::PaymentStatus) -> wire::Payment {
     wire::Payment {
@@ -173,4 +178,342 @@ pub async fn quote_contract(
     assert_eq!(reopened.claim(quote, second).await.unwrap(), Some(first), "a claim did not survive reopening");
     assert_eq!(reopened.claim(raced, PaymentId::generate()).await.unwrap(), Some(winners[0]));
     assert_eq!(reopened.claim(unknown, late_claimer).await.unwrap(), Some(first_claimer));
+}
+
+/// Velocity counters: the window slides with `at` (an entry added at `t` counts while
+/// `at − t < window`), adds are idempotent per entry, removals take an entry back, keys are
+/// independent, bad keys are refused, entries survive `reopen`, a short window expires on the real
+/// clock; and through the hook, of 32 concurrent payments against a count limit of 10 — and of 32
+/// against an amount limit that fits 10 — exactly 10 pass, and the denied ones are taken back out.
+/// Keys are new on every run, so runs against a shared Redis never meet.
+pub async fn velocity_contract(
+    counter: Arc<dyn VelocityCounter>,
+    reopen: impl std::future::Future<Output = Arc<dyn VelocityCounter>>,
+) {
+    let run = PaymentId::generate();
+    let key = format!("velocity:HK:wallet:e-hkd/{run}:HKD:60000");
+    let other_key = format!("velocity:HK:participant:{run}:HKD:60000");
+    let window = Duration::from_secs(60);
+    let t0 = SystemTime::now();
+    let at = |seconds: u64| t0 + Duration::from_secs(seconds);
+    let totals = |amount_minor: i128, count: u64| WindowTotals { amount_minor, count };
+    let ids: Vec<PaymentId> = (0..4).map(|_| PaymentId::generate()).collect();
+    // (entry, amount, at, totals afterwards)
+    let steps = [
+        (0, 100, 0, totals(100, 1)),
+        (1, 250, 10, totals(350, 2)),
+        (0, 999, 20, totals(350, 2)), // the same entry again: neither its amount nor its time changes
+        (2, 5, 59, totals(355, 3)),
+        (3, 1, 60, totals(256, 3)), // entry 0, added at 0, has left the window
+        (1, 250, 69, totals(256, 3)),
+        (0, 7, 70, totals(13, 3)), // entry 1 left at 70; entry 0 counts again, anew
+    ];
+    for (index, (entry, amount_minor, seconds, expected)) in steps.into_iter().enumerate() {
+        let got = counter.add(&key, ids[entry], amount_minor, at(seconds), window).await.unwrap();
+        assert_eq!(got, expected, "step {index}");
+    }
+    counter.remove(&key, ids[2]).await.unwrap();
+    counter.remove(&key, ids[2]).await.unwrap();
+    counter.remove(&other_key, ids[2]).await.unwrap();
+    assert_eq!(counter.add(&key, ids[3], 1, at(71), window).await.unwrap(), totals(8, 2), "a removal did not count");
+    assert_eq!(counter.add(&other_key, ids[2], 5, at(71), window).await.unwrap(), totals(5, 1), "keys are independent");
+    let refused = counter.add(&format!("velocity:{{{run}}}"), ids[0], 1, at(71), window).await;
+    assert!(matches!(refused, Err(CounterError::Refused { .. })), "{refused:?}");
+    let refused = counter.add(&key, PaymentId::generate(), -1, at(71), window).await;
+    assert!(matches!(refused, Err(CounterError::Refused { .. })), "{refused:?}");
+    drop(counter);
+
+    let counter = reopen.await;
+    assert_eq!(counter.add(&key, ids[3], 1, at(72), window).await.unwrap(), totals(8, 2), "entries were lost");
+    assert_eq!(counter.add(&other_key, ids[2], 5, at(72), window).await.unwrap(), totals(5, 1));
+
+    // A short window on the real clock.
+    let short_key = format!("velocity:HK:wallet:e-hkd/{run}-short:HKD:200");
+    let short = Duration::from_millis(200);
+    let first = counter.add(&short_key, PaymentId::generate(), 1, SystemTime::now(), short).await.unwrap();
+    assert_eq!(first, totals(1, 1));
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let second = counter.add(&short_key, PaymentId::generate(), 2, SystemTime::now(), short).await.unwrap();
+    assert_eq!(second, totals(2, 1), "an entry outlived its window");
+
+    // 32 payments at once through the hook: a count limit of 10, then an amount limit that fits 10.
+    let hkd = Currency::from_code("HKD").unwrap();
+    let count_limit = VelocityLimit::new(VelocityScope::Wallet, hkd, window, None, Some(10)).unwrap();
+    let amount_max = Money::parse("10.00", hkd).unwrap();
+    let amount_limit = VelocityLimit::new(VelocityScope::Wallet, hkd, window, Some(amount_max), None).unwrap();
+    for (limit, wallet, denial) in [
+        (count_limit, format!("e-hkd/{run}-count"), "VELOCITY_COUNT_EXCEEDED"),
+        (amount_limit, format!("e-hkd/{run}-amount"), "VELOCITY_AMOUNT_EXCEEDED"),
+    ] {
+        let hook = Arc::new(VelocityHook::new(limit, Arc::clone(&counter), velocity::system_clock()));
+        let payer: Address = wallet.parse().unwrap();
+        let mut attempts = Vec::new();
+        for _ in 0..32 {
+            let (hook, payer) = (Arc::clone(&hook), payer.clone());
+            attempts.push(tokio::spawn(async move {
+                let payment = VelocityPayment::new(payer, Money::parse("1.00", hkd).unwrap());
+                hook.check(&payment.jurisdiction, &payment.subject()).await
+            }));
+        }
+        let mut allowed = 0;
+        for attempt in attempts {
+            match attempt.await.unwrap() {
+                compliance::Decision::Allow => allowed += 1,
+                compliance::Decision::Deny(reason) => assert_eq!(reason.code, denial, "{}", reason.message),
+                held => panic!("a velocity limit held a payment: {held:?}"),
+            }
+        }
+        assert_eq!(allowed, 10, "{denial}: {allowed} of 32 concurrent payments passed a limit that fits 10");
+        let probe = VelocityPayment::new(payer, Money::parse("1.00", hkd).unwrap());
+        let key = hook.key(&probe.jurisdiction, &probe.subject());
+        let after = counter.add(&key, probe.id, 100, SystemTime::now(), window).await.unwrap();
+        assert_eq!(after, totals(1_000 + 100, 11), "{denial}: the denied payments were not all taken back out");
+        counter.remove(&key, probe.id).await.unwrap();
+    }
+}
+
+/// One payment as the velocity hooks see it, owning what its `Subject` borrows.
+struct VelocityPayment {
+    id: PaymentId,
+    jurisdiction: Jurisdiction,
+    jurisdictions: Vec<Jurisdiction>,
+    participant: ParticipantId,
+    payer: Address,
+    payee: Address,
+    amounts: Vec<Money>,
+}
+
+impl VelocityPayment {
+    fn new(payer: Address, amount: Money) -> Self {
+        let jurisdiction = Jurisdiction::new("HK").unwrap();
+        Self {
+            id: PaymentId::generate(),
+            jurisdictions: vec![jurisdiction.clone()],
+            jurisdiction,
+            participant: ParticipantId::new("bank-hk").unwrap(),
+            payer,
+            payee: "e-hkd/payee".parse().unwrap(),
+            amounts: vec![amount],
+        }
+    }
+
+    fn subject(&self) -> compliance::Subject<'_> {
+        compliance::Subject {
+            payment: self.id,
+            participant: &self.participant,
+            payer: &self.payer,
+            payee: &self.payee,
+            amounts: &self.amounts,
+            jurisdictions: &self.jurisdictions,
+            originator: None,
+            beneficiary: None,
+        }
+    }
+}
+
+fn jurisdiction(code: &str) -> Jurisdiction {
+    Jurisdiction::new(code).unwrap()
+}
+
+/// A feed entry about a new payment, its payment id made unique by `tag`.
+pub fn feed_entry(kind: FeedKind, tag: &str) -> FeedEntry {
+    FeedEntry {
+        kind,
+        payment_id: format!("{}-{tag}", PaymentId::generate()),
+        participant: "bank-a".into(),
+        payer: "e-hkd/alice".into(),
+        payee: "e-thb/bob".into(),
+        originator_name: Some("Alice \u{0} Ltd \u{1F600}".into()), // a NUL and a non-BMP character, to catch text handling
+        originator_country: Some(jurisdiction("HK")),
+        beneficiary_name: None,
+        beneficiary_country: Some(jurisdiction("TH")),
+        amounts: vec!["100.00 HKD".into(), "452.17 THB".into()],
+        route: vec!["e-hkd".into(), "e-thb".into()],
+        decisions: Vec::new(),
+        status: (kind == FeedKind::Outcome).then(|| "SETTLED".into()),
+        reason_code: None,
+    }
+}
+
+/// Every record of `jurisdiction`, read in pages of 7 (to exercise paging).
+pub async fn all_records(feed: &dyn FeedStore, jurisdiction: &Jurisdiction) -> Vec<FeedRecord> {
+    let mut records: Vec<FeedRecord> = Vec::new();
+    loop {
+        let from_sequence = records.last().map_or(1, |last| last.sequence + 1);
+        let page = feed.records(jurisdiction, from_sequence, 7).await.unwrap();
+        assert!(page.len() <= 7, "a page longer than its limit");
+        let done = page.len() < 7;
+        records.extend(page);
+        if done {
+            return records;
+        }
+    }
+}
+
+/// Appends chain per jurisdiction from sequence 1, in the order given; records read back equal
+/// what `append` returned; heads follow; an empty append appends nothing; all of it survives
+/// `reopen`, and appending after reopening continues the chain.
+pub async fn feed_contract(feed: Arc<dyn FeedStore>, reopen: impl std::future::Future<Output = Arc<dyn FeedStore>>) {
+    let (hk, th) = (jurisdiction("HK"), jurisdiction("TH"));
+    assert!(feed.heads().await.unwrap().is_empty());
+    assert!(feed.records(&hk, 1, 10).await.unwrap().is_empty());
+    let screening = feed_entry(FeedKind::Screening, "one");
+    let outcome = FeedEntry { kind: FeedKind::Outcome, status: Some("SETTLED".into()), ..screening.clone() };
+    let entries = vec![(hk.clone(), screening.clone()), (th.clone(), screening.clone()), (hk.clone(), outcome.clone())];
+    let appended = feed.append(entries, 1_700_000_000_123).await.unwrap();
+    let placed: Vec<(&str, u64)> = appended.iter().map(|r| (r.jurisdiction.as_str(), r.sequence)).collect();
+    assert_eq!(placed, [("HK", 1), ("TH", 1), ("HK", 2)]);
+    assert_eq!(appended[0].entry, screening);
+    assert_eq!(appended[2].entry, outcome);
+    assert_eq!(appended[0].previous_hash, FeedHash::GENESIS);
+    assert_eq!(appended[1].previous_hash, FeedHash::GENESIS);
+    assert_eq!(appended[2].previous_hash, appended[0].hash, "HK's second record is not chained to its first");
+    for record in &appended {
+        assert_eq!(record.hash, record.computed_hash());
+        assert_eq!(record.recorded_at_ms, 1_700_000_000_123);
+    }
+    assert!(feed.append(Vec::new(), 1).await.unwrap().is_empty());
+
+    let hk_records = vec![appended[0].clone(), appended[2].clone()];
+    assert_eq!(feed.records(&hk, 1, 100).await.unwrap(), hk_records);
+    assert_eq!(feed.records(&hk, 0, 100).await.unwrap(), hk_records);
+    assert_eq!(feed.records(&hk, 2, 100).await.unwrap(), hk_records[1..]);
+    assert_eq!(feed.records(&hk, 1, 1).await.unwrap(), hk_records[..1]);
+    assert!(feed.records(&hk, 3, 100).await.unwrap().is_empty());
+    assert!(feed.records(&hk, 1, 0).await.unwrap().is_empty());
+    assert!(feed.records(&jurisdiction("AE"), 1, 100).await.unwrap().is_empty());
+    let heads = vec![(hk.clone(), 2, appended[2].hash), (th.clone(), 1, appended[1].hash)];
+    assert_eq!(feed.heads().await.unwrap(), heads);
+    drop(feed);
+
+    let reopened = reopen.await;
+    assert_eq!(reopened.records(&hk, 1, 100).await.unwrap(), hk_records, "records did not survive reopening");
+    assert_eq!(reopened.records(&th, 1, 100).await.unwrap(), [appended[1].clone()]);
+    assert_eq!(reopened.heads().await.unwrap(), heads);
+    let later = reopened.append(vec![(hk.clone(), feed_entry(FeedKind::Outcome, "two"))], 1_700_000_000_456).await;
+    let later = later.unwrap();
+    assert_eq!((later[0].sequence, later[0].previous_hash), (3, appended[2].hash), "the chain restarted");
+}
+
+/// Appends from 16 tasks at once (spread over `stores`: one store, or several sharing a database
+/// as routers would), to the same two jurisdictions in both orders: each jurisdiction's chain
+/// ends up with sequences 1..=N, every entry exactly once, stored as returned, and unforked; its
+/// export verifies with the key returned, which signed the heads.
+pub async fn feed_race_contract(stores: Vec<Arc<dyn FeedStore>>) -> FeedSigner {
+    const TASKS: usize = 16;
+    const APPENDS_PER_TASK: usize = 12;
+    let (hk, th) = (jurisdiction("HK"), jurisdiction("TH"));
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let feed = Arc::clone(&stores[task % stores.len()]);
+        let (hk, th) = (hk.clone(), th.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut appended = Vec::new();
+            for round in 0..APPENDS_PER_TASK {
+                let entry = |which: &str| feed_entry(FeedKind::Screening, &format!("{task}-{round}-{which}"));
+                // Both orders and both jurisdictions in one append: a backend that locks chains
+                // in the order given would deadlock here.
+                let entries = match (task + round) % 4 {
+                    0 => vec![(hk.clone(), entry("a")), (th.clone(), entry("b"))],
+                    1 => vec![(th.clone(), entry("a")), (hk.clone(), entry("b"))],
+                    2 => vec![(hk.clone(), entry("a")), (hk.clone(), entry("b")), (th.clone(), entry("c"))],
+                    _ => vec![(th.clone(), entry("a"))],
+                };
+                appended.extend(feed.append(entries, 1_700_000_000_000 + round as u64).await.unwrap());
+            }
+            appended
+        }));
+    }
+    let mut appended = Vec::new();
+    for task in tasks {
+        appended.extend(task.await.unwrap());
+    }
+    let feed = &stores[0];
+    for jurisdiction in [&hk, &th] {
+        let stored = all_records(feed.as_ref(), jurisdiction).await;
+        let mut ours: Vec<FeedRecord> =
+            appended.iter().filter(|record| &record.jurisdiction == jurisdiction).cloned().collect();
+        ours.sort_by_key(|record| record.sequence);
+        let sequences: Vec<u64> = stored.iter().map(|record| record.sequence).collect();
+        assert_eq!(sequences, (1..=ours.len() as u64).collect::<Vec<_>>(), "the chain of {jurisdiction} has gaps");
+        assert_eq!(stored, ours, "what was stored for {jurisdiction} is not what append returned");
+        let mut payments: Vec<&str> = stored.iter().map(|record| record.entry.payment_id.as_str()).collect();
+        payments.sort_unstable();
+        payments.dedup();
+        assert_eq!(payments.len(), stored.len(), "an entry of {jurisdiction} was stored twice");
+        for pair in stored.windows(2) {
+            assert_eq!(
+                pair[1].previous_hash, pair[0].hash,
+                "the chain of {jurisdiction} forked at {}",
+                pair[1].sequence
+            );
+        }
+    }
+    let (signer, _pkcs8) = FeedSigner::generate().unwrap();
+    feed_verifies(feed, &signer).await;
+    signer
+}
+
+/// Signs every head with `signer`, saves the checkpoints, and checks that each jurisdiction's
+/// export verifies with that key alone and covers every record.
+pub async fn feed_verifies(feed: &Arc<dyn FeedStore>, signer: &FeedSigner) {
+    let heads = feed.heads().await.unwrap();
+    assert!(!heads.is_empty());
+    for (jurisdiction, sequence, hash) in heads {
+        feed.save_checkpoint(&signer.sign(&jurisdiction, sequence, hash, 1_700_000_001_000)).await.unwrap();
+        let records = all_records(feed.as_ref(), &jurisdiction).await;
+        let checkpoints = feed.checkpoints(&jurisdiction).await.unwrap();
+        let export = export_lines(&records, &checkpoints).unwrap();
+        let report = verify(&parse_lines(&export).unwrap(), &[signer.public_key()])
+            .unwrap_or_else(|error| panic!("the feed of {jurisdiction} does not verify: {error}"));
+        assert_eq!(report.records, sequence);
+        assert_eq!(report.last_checkpointed_sequence, Some(sequence));
+        assert_eq!(report.records_after_last_checkpoint, 0);
+    }
+}
+
+/// Checkpoints round trip exactly, in sequence order; one is kept per (jurisdiction, sequence,
+/// key), the first; the latest is the highest sequence; an export with them verifies with both
+/// keys.
+pub async fn checkpoint_contract(feed: Arc<dyn FeedStore>) {
+    let (hk, th) = (jurisdiction("HK"), jurisdiction("TH"));
+    assert_eq!(feed.latest_checkpoint(&hk).await.unwrap(), None);
+    let entries = (0..3).map(|index| (hk.clone(), feed_entry(FeedKind::Screening, &index.to_string()))).collect();
+    let records = feed.append(entries, 5).await.unwrap();
+    let (old_key, _) = FeedSigner::generate().unwrap();
+    let (new_key, _) = FeedSigner::generate().unwrap();
+    let at_3_new = new_key.sign(&hk, 3, records[2].hash, 30);
+    let at_3_old = old_key.sign(&hk, 3, records[2].hash, 20);
+    let at_1_old = old_key.sign(&hk, 1, records[0].hash, 10);
+    for checkpoint in [&at_3_new, &at_3_old, &at_1_old] {
+        feed.save_checkpoint(checkpoint).await.unwrap();
+    }
+    feed.save_checkpoint(&old_key.sign(&hk, 3, records[2].hash, 99)).await.unwrap();
+    let mut at_3 = vec![at_3_old.clone(), at_3_new.clone()];
+    at_3.sort_by_key(|checkpoint| checkpoint.key_id.to_string());
+    let expected = [vec![at_1_old.clone()], at_3.clone()].concat();
+    assert_eq!(feed.checkpoints(&hk).await.unwrap(), expected, "checkpoints are not kept once each, in order");
+    assert!(feed.checkpoints(&th).await.unwrap().is_empty());
+    assert_eq!(feed.latest_checkpoint(&hk).await.unwrap(), Some(at_3[1].clone()));
+    assert_eq!(feed.latest_checkpoint(&th).await.unwrap(), None);
+    let export = export_lines(&records, &expected).unwrap();
+    let report = verify(&parse_lines(&export).unwrap(), &[old_key.public_key(), new_key.public_key()]).unwrap();
+    assert_eq!((report.checkpoints_verified, report.last_checkpointed_sequence), (3, Some(3)));
+}
+
+/// An append with an entry the chain refuses (too large for an export line) is refused whole:
+/// nothing of it is stored and the chain continues from where it was.
+pub async fn feed_refusal_contract(feed: Arc<dyn FeedStore>) {
+    let hk = jurisdiction("HK");
+    let first = feed.append(vec![(hk.clone(), feed_entry(FeedKind::Screening, "kept"))], 1).await.unwrap();
+    let huge = FeedEntry { originator_name: Some("x".repeat(LINE_BYTES_MAX)), ..feed_entry(FeedKind::Outcome, "huge") };
+    let refused = feed
+        .append(vec![(hk.clone(), feed_entry(FeedKind::Outcome, "fits")), (hk.clone(), huge)], 2)
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, StorageError::Refused(_)), "{refused}");
+    assert_eq!(feed.records(&hk, 1, 10).await.unwrap(), first, "a refused append left records behind");
+    assert_eq!(feed.heads().await.unwrap(), [(hk.clone(), 1, first[0].hash)]);
+    let next = feed.append(vec![(hk.clone(), feed_entry(FeedKind::Outcome, "next"))], 3).await.unwrap();
+    assert_eq!((next[0].sequence, next[0].previous_hash), (2, first[0].hash));
 }

@@ -1,5 +1,5 @@
-//! The embedded store: journal, receipts, idempotency keys and quote locks in one redb file on
-//! local disk.
+//! The embedded store: journal, receipts, idempotency keys, quote locks and the compliance feed in
+//! one redb file on local disk.
 //!
 //! Writes go through one writer thread that batches whatever is queued — up to
 //! [`WRITE_BATCH_MAX`] operations from concurrent payments — into a single redb write
@@ -14,26 +14,41 @@
 //!   `payments_pending`: payment id → ();
 //! - `keys`: participant ∅ idempotency key → fingerprint ‖ payment id;
 //! - `quotes`: quote id → expiry (Unix ms, u64 big-endian) ‖ the quote's encoding;
-//!   `quote_claims`: quote id → payment id; `quotes_by_expiry`: expiry ‖ quote id → ().
+//!   `quote_claims`: quote id → payment id; `quotes_by_expiry`: expiry ‖ quote id → ();
+//! - `feed_records`: jurisdiction ∅ sequence (u64 big-endian) → the record's export line (JSON);
+//!   `feed_heads`: jurisdiction → last sequence (u64 big-endian) ‖ its hash (32 bytes);
+//!   `feed_checkpoints`: jurisdiction ∅ sequence ‖ key id (16 hex digits) → the checkpoint's
+//!   export line.
+//!
+//! The feed is chained inside the writer thread, from `feed_heads` as the transaction sees it: one
+//! thread applies every append of the process one after another, so a chain can neither fork nor
+//! gap, and the records share the group commit (one fsync) with the payment writes around them.
+//! An append is all or nothing: its records are chained, and checked not to exist yet (a head
+//! behind its records refuses the append rather than overwrite one), before anything is written;
+//! a file error while writing them fails the whole batch (the transaction is dropped, not
+//! committed). redb lets one process open the file, so no other writer exists.
 //!
 //! Quotes are the only thing deleted: every write transaction first deletes up to
 //! [`QUOTE_DELETIONS_PER_WRITE_MAX`] quotes (with their claims) whose retention has ended, oldest
 //! first, using the wall clock of the writer thread. The bound keeps one write's cost small; a
 //! backlog (after a long stop) drains over the following writes. Nothing else is ever deleted.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use corridor_compliance::feed::{Checkpoint, FeedEntry, FeedHash, FeedRecord};
 use corridor_schemas::wire::v1 as wire;
-use corridor_schemas::{IdempotencyKey, ParticipantId, PaymentId, QuoteId};
+use corridor_schemas::{IdempotencyKey, Jurisdiction, ParticipantId, PaymentId, QuoteId};
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Decision, Journal, JournalEntry, KeyClaim, KeyStore, PaymentStore, QUOTE_RETENTION, QuoteStore, StorageError,
-    decode_claim, encode_claim, is_pending, payment_id_of, quote_not_stored, unix_ms,
+    Decision, FeedStore, Journal, JournalEntry, KeyClaim, KeyStore, PaymentStore, QUOTE_RETENTION, QuoteStore,
+    StorageError, chain_feed_entries, decode_checkpoint, decode_claim, decode_feed_record, encode_checkpoint,
+    encode_claim, is_pending, payment_id_of, quote_not_stored, resume_feed_chain, unix_ms,
 };
 
 const JOURNAL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("journal");
@@ -45,6 +60,9 @@ const KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("keys");
 const QUOTES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("quotes");
 const QUOTE_CLAIMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("quote_claims");
 const QUOTES_BY_EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("quotes_by_expiry");
+const FEED_RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("feed_records");
+const FEED_HEADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("feed_heads");
+const FEED_CHECKPOINTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("feed_checkpoints");
 
 /// Most operations one group commit carries.
 pub const WRITE_BATCH_MAX: usize = 1_024;
@@ -66,6 +84,8 @@ enum Operation {
     Claim { key: Vec<u8>, claim: KeyClaim },
     PutQuote { id: [u8; 16], expires_at_ms: u64, encoded: Vec<u8> },
     ClaimQuote { quote: QuoteId, payment: PaymentId },
+    AppendFeed { entries: Vec<(Jurisdiction, FeedEntry)>, recorded_at_ms: u64 },
+    SaveCheckpoint { key: Vec<u8>, line: String },
 }
 
 enum Reply {
@@ -73,6 +93,7 @@ enum Reply {
     Decided(Decision),
     Claimed(Option<KeyClaim>),
     QuoteClaimed(Option<PaymentId>),
+    FeedAppended(Vec<FeedRecord>),
 }
 
 struct WriteRequest {
@@ -80,7 +101,7 @@ struct WriteRequest {
     reply: oneshot::Sender<Result<Reply, StorageError>>,
 }
 
-/// The embedded backend of all four stores.
+/// The embedded backend of all five stores.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     database: Arc<Database>,
@@ -133,6 +154,49 @@ fn decode_payment(bytes: &[u8]) -> Result<wire::Payment, StorageError> {
     wire::Payment::decode(bytes).map_err(|error| StorageError::Corrupt(format!("payment: {error}")))
 }
 
+/// Bytes of a stored feed head: the last sequence (u64 big-endian) and its hash.
+const FEED_HEAD_BYTES: usize = 8 + 32;
+
+/// The prefix of a jurisdiction's rows in `feed_records` and `feed_checkpoints`. Jurisdictions
+/// never contain a zero byte, so no jurisdiction's prefix is a prefix of another's rows.
+fn feed_prefix(jurisdiction: &Jurisdiction) -> Vec<u8> {
+    let mut key = jurisdiction.as_str().as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+/// The key of a record (and the start of a checkpoint's key): the prefix, then the sequence.
+fn feed_key(jurisdiction: &Jurisdiction, sequence: u64) -> Vec<u8> {
+    let mut key = feed_prefix(jurisdiction);
+    key.extend_from_slice(&sequence.to_be_bytes());
+    key
+}
+
+fn checkpoint_key(checkpoint: &Checkpoint) -> Vec<u8> {
+    let mut key = feed_key(&checkpoint.jurisdiction, checkpoint.sequence);
+    key.extend_from_slice(checkpoint.key_id.to_string().as_bytes());
+    key
+}
+
+fn encode_feed_head(sequence: u64, hash: &FeedHash) -> [u8; FEED_HEAD_BYTES] {
+    let mut value = [0; FEED_HEAD_BYTES];
+    value[..8].copy_from_slice(&sequence.to_be_bytes());
+    value[8..].copy_from_slice(hash.as_bytes());
+    value
+}
+
+fn decode_feed_head(jurisdiction: &str, value: &[u8]) -> Result<(u64, FeedHash), StorageError> {
+    let corrupt = || StorageError::Corrupt(format!("feed head of {jurisdiction}: {} bytes", value.len()));
+    let sequence =
+        value.get(..8).and_then(|bytes| bytes.try_into().ok()).map(u64::from_be_bytes).ok_or_else(corrupt)?;
+    let hash: [u8; 32] = value.get(8..).and_then(|bytes| bytes.try_into().ok()).ok_or_else(corrupt)?;
+    Ok((sequence, FeedHash::from_bytes(hash)))
+}
+
+fn stored_text<'v>(what: &dyn std::fmt::Display, bytes: &'v [u8]) -> Result<&'v str, StorageError> {
+    std::str::from_utf8(bytes).map_err(|error| StorageError::Corrupt(format!("{what}: {error}")))
+}
+
 impl EmbeddedStore {
     /// Opens (or creates) the store in `directory`, and starts its writer thread.
     pub fn open(directory: &Path) -> Result<Self, StorageError> {
@@ -152,6 +216,9 @@ impl EmbeddedStore {
             transaction.open_table(QUOTES).map_err(unavailable)?;
             transaction.open_table(QUOTE_CLAIMS).map_err(unavailable)?;
             transaction.open_table(QUOTES_BY_EXPIRY).map_err(unavailable)?;
+            transaction.open_table(FEED_RECORDS).map_err(unavailable)?;
+            transaction.open_table(FEED_HEADS).map_err(unavailable)?;
+            transaction.open_table(FEED_CHECKPOINTS).map_err(unavailable)?;
         }
         transaction.commit().map_err(unavailable)?;
         let database = Arc::new(database);
@@ -271,6 +338,76 @@ impl QuoteTables<'_> {
     }
 }
 
+/// The feed tables of one write transaction.
+struct FeedTables<'t> {
+    records: Table<'t, &'static [u8], &'static [u8]>,
+    heads: Table<'t, &'static [u8], &'static [u8]>,
+    checkpoints: Table<'t, &'static [u8], &'static [u8]>,
+}
+
+/// Why a feed write failed: the entries themselves (only this operation fails), or the file (the
+/// whole batch fails, so no operation is left half written).
+enum FeedWriteError {
+    Operation(StorageError),
+    Batch(String),
+}
+
+impl FeedTables<'_> {
+    /// Chains `entries` from the heads this transaction sees, then writes the records and the new
+    /// heads. A record already stored under a new record's key would be a fork: the append is
+    /// refused before anything is written.
+    fn append(
+        &mut self,
+        entries: &[(Jurisdiction, FeedEntry)],
+        recorded_at_ms: u64,
+    ) -> Result<Vec<FeedRecord>, FeedWriteError> {
+        let batch = |error: redb::StorageError| FeedWriteError::Batch(format!("appending to the feed: {error}"));
+        let mut chains = BTreeMap::new();
+        for (jurisdiction, _) in entries {
+            if chains.contains_key(jurisdiction) {
+                continue;
+            }
+            let head = self.heads.get(jurisdiction.as_str().as_bytes()).map_err(batch)?;
+            let head = head.map(|value| decode_feed_head(jurisdiction.as_str(), value.value())).transpose();
+            let chain =
+                head.and_then(|head| resume_feed_chain(jurisdiction, head)).map_err(FeedWriteError::Operation)?;
+            chains.insert(jurisdiction.clone(), chain);
+        }
+        let chained =
+            chain_feed_entries(&mut chains, entries.to_vec(), recorded_at_ms).map_err(FeedWriteError::Operation)?;
+        let keys: Vec<Vec<u8>> =
+            chained.iter().map(|chained| feed_key(&chained.record.jurisdiction, chained.record.sequence)).collect();
+        for (key, chained) in keys.iter().zip(&chained) {
+            if self.records.get(&key[..]).map_err(batch)?.is_some() {
+                return Err(FeedWriteError::Operation(StorageError::Corrupt(format!(
+                    "the feed of {} already holds sequence {}: its head is behind its records",
+                    chained.record.jurisdiction, chained.record.sequence
+                ))));
+            }
+        }
+        for (key, chained) in keys.iter().zip(&chained) {
+            self.records.insert(&key[..], chained.line.as_bytes()).map_err(batch)?;
+        }
+        for (jurisdiction, chain) in &chains {
+            let (sequence, hash) = chain.head();
+            if sequence > 0 {
+                self.heads
+                    .insert(jurisdiction.as_str().as_bytes(), &encode_feed_head(sequence, &hash)[..])
+                    .map_err(batch)?;
+            }
+        }
+        Ok(chained.into_iter().map(|chained| chained.record).collect())
+    }
+
+    /// Stores a checkpoint unless one is stored under its key already (the first is kept).
+    fn save_checkpoint(&mut self, key: &[u8], line: &str) -> Result<(), redb::StorageError> {
+        if self.checkpoints.get(key)?.is_none() {
+            self.checkpoints.insert(key, line.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
 /// Applies a batch in one write transaction, after deleting quotes whose retention ended before
 /// `now_ms`. An error of one operation fails only that operation; an error of the transaction
 /// itself (or of the deletions) fails the batch.
@@ -294,7 +431,29 @@ fn apply_batch(
         let mut by_participant = transaction.open_table(PAYMENTS_BY_PARTICIPANT).map_err(|error| error.to_string())?;
         let mut pending = transaction.open_table(PAYMENTS_PENDING).map_err(|error| error.to_string())?;
         let mut keys = transaction.open_table(KEYS).map_err(|error| error.to_string())?;
+        let mut feed = FeedTables {
+            records: transaction.open_table(FEED_RECORDS).map_err(|error| error.to_string())?,
+            heads: transaction.open_table(FEED_HEADS).map_err(|error| error.to_string())?,
+            checkpoints: transaction.open_table(FEED_CHECKPOINTS).map_err(|error| error.to_string())?,
+        };
         for request in batch {
+            // Feed writes fail the batch on a file error, rather than leave an append half written.
+            match &request.operation {
+                Operation::AppendFeed { entries, recorded_at_ms } => {
+                    match feed.append(entries, *recorded_at_ms) {
+                        Ok(records) => replies.push(Ok(Reply::FeedAppended(records))),
+                        Err(FeedWriteError::Operation(error)) => replies.push(Err(error)),
+                        Err(FeedWriteError::Batch(error)) => return Err(error),
+                    }
+                    continue;
+                }
+                Operation::SaveCheckpoint { key, line } => {
+                    feed.save_checkpoint(key, line).map_err(|error| format!("saving a checkpoint: {error}"))?;
+                    replies.push(Ok(Reply::Done));
+                    continue;
+                }
+                _ => {}
+            }
             let reply: Result<Reply, StorageError> = (|| match &request.operation {
                 Operation::Begin { id, payment } => {
                     let mut value = vec![UNDECIDED, 0];
@@ -359,6 +518,9 @@ fn apply_batch(
                 }
                 Operation::ClaimQuote { quote, payment } => {
                     quote_tables.claim(*quote, *payment).map(Reply::QuoteClaimed)
+                }
+                Operation::AppendFeed { .. } | Operation::SaveCheckpoint { .. } => {
+                    Err(StorageError::Corrupt("a feed write reached the payment writes".into()))
                 }
             })();
             replies.push(reply);
@@ -565,5 +727,207 @@ impl QuoteStore for EmbeddedStore {
     }
 }
 
+#[async_trait::async_trait]
+impl FeedStore for EmbeddedStore {
+    async fn append(
+        &self,
+        entries: Vec<(Jurisdiction, FeedEntry)>,
+        recorded_at_ms: u64,
+    ) -> Result<Vec<FeedRecord>, StorageError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.write(Operation::AppendFeed { entries, recorded_at_ms }).await? {
+            Reply::FeedAppended(records) => Ok(records),
+            _ => Err(StorageError::Corrupt("the writer answered a feed append with something else".into())),
+        }
+    }
+
+    async fn records(
+        &self,
+        jurisdiction: &Jurisdiction,
+        from_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<FeedRecord>, StorageError> {
+        let jurisdiction = jurisdiction.clone();
+        self.read(move |database| {
+            let transaction = database.begin_read().map_err(unavailable)?;
+            let table = transaction.open_table(FEED_RECORDS).map_err(unavailable)?;
+            let start = feed_key(&jurisdiction, from_sequence);
+            let end = feed_key(&jurisdiction, u64::MAX);
+            let mut records = Vec::new();
+            for row in table.range(&start[..]..=&end[..]).map_err(unavailable)? {
+                if records.len() >= limit {
+                    break;
+                }
+                let (key, line) = row.map_err(unavailable)?;
+                let sequence = key
+                    .value()
+                    .get(key.value().len().saturating_sub(8)..)
+                    .and_then(|bytes| bytes.try_into().ok())
+                    .map(u64::from_be_bytes)
+                    .ok_or_else(|| StorageError::Corrupt(format!("feed record key of {jurisdiction}")))?;
+                let what = format!("feed record {jurisdiction}/{sequence}");
+                records.push(decode_feed_record(stored_text(&what, line.value())?, &jurisdiction, sequence)?);
+            }
+            Ok(records)
+        })
+        .await
+    }
+
+    async fn heads(&self) -> Result<Vec<(Jurisdiction, u64, FeedHash)>, StorageError> {
+        self.read(|database| {
+            let transaction = database.begin_read().map_err(unavailable)?;
+            let table = transaction.open_table(FEED_HEADS).map_err(unavailable)?;
+            let mut heads = Vec::new();
+            for row in table.iter().map_err(unavailable)? {
+                let (key, value) = row.map_err(unavailable)?;
+                let name = stored_text(&"feed head key", key.value())?;
+                let jurisdiction = Jurisdiction::new(name)
+                    .map_err(|error| StorageError::Corrupt(format!("feed head jurisdiction: {error}")))?;
+                let (sequence, hash) = decode_feed_head(name, value.value())?;
+                heads.push((jurisdiction, sequence, hash));
+            }
+            Ok(heads)
+        })
+        .await
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StorageError> {
+        let operation =
+            Operation::SaveCheckpoint { key: checkpoint_key(checkpoint), line: encode_checkpoint(checkpoint)? };
+        self.write(operation).await.map(|_| ())
+    }
+
+    async fn checkpoints(&self, jurisdiction: &Jurisdiction) -> Result<Vec<Checkpoint>, StorageError> {
+        let jurisdiction = jurisdiction.clone();
+        self.read(move |database| {
+            let transaction = database.begin_read().map_err(unavailable)?;
+            let table = transaction.open_table(FEED_CHECKPOINTS).map_err(unavailable)?;
+            let prefix = feed_prefix(&jurisdiction);
+            let mut checkpoints = Vec::new();
+            for row in table.range(&prefix[..]..).map_err(unavailable)? {
+                let (key, line) = row.map_err(unavailable)?;
+                if !key.value().starts_with(&prefix) {
+                    break;
+                }
+                let what = format!("feed checkpoint of {jurisdiction}");
+                checkpoints.push(decode_checkpoint(stored_text(&what, line.value())?, &jurisdiction)?);
+            }
+            Ok(checkpoints)
+        })
+        .await
+    }
+
+    async fn latest_checkpoint(&self, jurisdiction: &Jurisdiction) -> Result<Option<Checkpoint>, StorageError> {
+        let jurisdiction = jurisdiction.clone();
+        self.read(move |database| {
+            let transaction = database.begin_read().map_err(unavailable)?;
+            let table = transaction.open_table(FEED_CHECKPOINTS).map_err(unavailable)?;
+            let start = feed_prefix(&jurisdiction);
+            // Every key of the jurisdiction is its prefix, 8 sequence bytes and a key id: all
+            // sort before the prefix followed by 9 bytes of 0xff.
+            let mut end = start.clone();
+            end.extend_from_slice(&[0xff; 9]);
+            let Some(row) = table.range(&start[..]..&end[..]).map_err(unavailable)?.next_back() else {
+                return Ok(None);
+            };
+            let (_, line) = row.map_err(unavailable)?;
+            let what = format!("feed checkpoint of {jurisdiction}");
+            decode_checkpoint(stored_text(&what, line.value())?, &jurisdiction).map(Some)
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod feed_tests {
+    use std::sync::Arc;
+
+    use corridor_compliance::feed::FeedKind;
+    use corridor_schemas::Jurisdiction;
+
+    use super::{EmbeddedStore, FEED_HEADS, encode_feed_head};
+    use crate::storage::{FeedStore, StorageError, contract_tests};
+
+    fn temp_directory(name: &str) -> std::path::PathBuf {
+        let directory =
+            std::env::temp_dir().join(format!("corridor-store-{name}-{}-{}", std::process::id(), uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&directory).unwrap();
+        directory
+    }
+
+    /// Opens the store in `directory`, waiting for an earlier store's writer thread to let go of it.
+    async fn reopen(directory: &std::path::Path) -> Arc<dyn FeedStore> {
+        for _ in 0..100 {
+            match EmbeddedStore::open(directory) {
+                Ok(store) => return Arc::new(store),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        }
+        panic!("the store did not reopen");
+    }
+
+    #[tokio::test]
+    async fn feed_meets_the_contract_across_reopening() {
+        let directory = temp_directory("feed");
+        let store: Arc<dyn FeedStore> = Arc::new(EmbeddedStore::open(&directory).unwrap());
+        let reopen_directory = directory.clone();
+        contract_tests::feed_contract(store, async move { reopen(&reopen_directory).await }).await;
+        std::fs::remove_dir_all(directory).unwrap();
+    }
+
+    #[tokio::test]
+    async fn concurrent_feed_appends_chain_without_forks_or_gaps() {
+        let directory = temp_directory("feed-race");
+        let store: Arc<dyn FeedStore> = Arc::new(EmbeddedStore::open(&directory).unwrap());
+        let signer = contract_tests::feed_race_contract(vec![Arc::clone(&store)]).await;
+        drop(store);
+        let reopened = reopen(&directory).await;
+        contract_tests::feed_verifies(&reopened, &signer).await;
+        std::fs::remove_dir_all(directory).unwrap();
+    }
+
+    #[tokio::test]
+    async fn checkpoints_meet_the_contract() {
+        let directory = temp_directory("feed-checkpoints");
+        contract_tests::checkpoint_contract(Arc::new(EmbeddedStore::open(&directory).unwrap())).await;
+        std::fs::remove_dir_all(directory).unwrap();
+    }
+
+    /// A head that fell behind its records (as if the file were damaged) must not fork the chain:
+    /// the append is refused, nothing is overwritten, and other writes go on.
+    #[tokio::test]
+    async fn a_stale_head_is_refused_not_forked() {
+        let directory = temp_directory("feed-stale");
+        let store = EmbeddedStore::open(&directory).unwrap();
+        let feed: &dyn FeedStore = &store;
+        let hk = Jurisdiction::new("HK").unwrap();
+        let entry = || contract_tests::feed_entry(FeedKind::Screening, "stale");
+        let first = feed.append(vec![(hk.clone(), entry()), (hk.clone(), entry())], 1).await.unwrap();
+        let transaction = store.database.begin_write().unwrap();
+        transaction
+            .open_table(FEED_HEADS)
+            .unwrap()
+            .insert(&b"HK"[..], &encode_feed_head(1, &first[0].hash)[..])
+            .unwrap();
+        transaction.commit().unwrap();
+        let refused = feed.append(vec![(hk.clone(), entry())], 2).await.unwrap_err();
+        assert!(matches!(refused, StorageError::Corrupt(_)), "{refused}");
+        assert_eq!(feed.records(&hk, 1, 10).await.unwrap(), first, "a stale head overwrote a record");
+        let th = Jurisdiction::new("TH").unwrap();
+        assert_eq!(feed.append(vec![(th, entry())], 3).await.unwrap()[0].sequence, 1);
+        drop(store);
+        std::fs::remove_dir_all(directory).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_refused_entry_appends_nothing() {
+        let directory = temp_directory("feed-refused");
+        contract_tests::feed_refusal_contract(Arc::new(EmbeddedStore::open(&directory).unwrap())).await;
+        std::fs::remove_dir_all(directory).unwrap();
+    }
+}

@@ -1,37 +1,47 @@
-//! Durable router state: the coordinator's journal, payment receipts, idempotency keys, and locked
-//! FX quotes with their single use.
+//! Durable router state: the coordinator's journal, payment receipts, idempotency keys, locked
+//! FX quotes with their single use, and the compliance feed (hash-chained records and signed
+//! checkpoints, one chain per jurisdiction).
 //!
-//! Four traits, two backends:
+//! Five traits, two backends:
 //! - **embedded** (the default, no server): one redb file with group commit — concurrent writes
 //!   from many payments share one fsync ([`embedded`]);
-//! - **production**: the journal and the receipts in PostgreSQL ([`postgres`]), idempotency keys
-//!   and quote locks in Redis ([`redis_keys`], [`redis_quotes`]), so several routers can share them.
+//! - **production**: the journal, the receipts and the feed in PostgreSQL ([`postgres`]),
+//!   idempotency keys and quote locks in Redis ([`redis_keys`], [`redis_quotes`]), so several
+//!   routers can share them.
 //!
 //! Every write here is durable when its future returns. Payments are stored as their wire
 //! `corridor.v1.Payment` encoding: the receipt format is already versioned, and a payment read
 //! back after a restart is byte-for-byte what the client was told. Quotes are stored as whatever
-//! encoding the caller gives: this module neither reads nor prices them.
+//! encoding the caller gives: this module neither reads nor prices them. Feed records and
+//! checkpoints are stored as their export lines (`corridor_compliance::feed`'s JSON lines), so an
+//! export is the stored lines in order; the store chains entries itself ([`FeedStore::append`]),
+//! because only the store sees every appender of a chain.
 //!
 //! What is deliberately not here: retention of anything but quotes (journal, receipts and keys are
 //! never deleted yet; a quote and its claim are forgotten [`QUOTE_RETENTION`] after the quote
 //! expires), deciding whether a quote is still valid (the caller compares its expiry with its
-//! clock), and ownership leases for several routers recovering at once (a later issue).
+//! clock), ownership leases for several routers recovering at once (a later issue), and deciding
+//! what a feed entry says or when a checkpoint is signed ([`crate::feed`] signs).
 
 pub mod embedded;
 pub mod postgres;
 pub mod redis_keys;
 pub mod redis_quotes;
+pub mod redis_velocity;
+pub mod velocity;
 
 #[cfg(test)]
-mod contract_tests;
+pub(crate) mod contract_tests;
 #[cfg(test)]
 mod postgres_redis_tests;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use corridor_compliance::feed::{Checkpoint, FeedChain, FeedEntry, FeedHash, FeedLine, FeedRecord, parse_line};
 use corridor_schemas::wire::v1 as wire;
-use corridor_schemas::{IdempotencyKey, ParticipantId, PaymentId, QuoteId};
+use corridor_schemas::{IdempotencyKey, Jurisdiction, ParticipantId, PaymentId, QuoteId};
 
 /// The coordinator's decision for one payment's transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +82,10 @@ pub enum StorageError {
     Unavailable(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The write cannot be stored as asked (e.g. a feed entry too large for an export line);
+    /// retrying it will not help. Nothing of it was stored.
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 /// The coordinator's write-ahead journal (presumed abort).
@@ -163,13 +177,54 @@ pub trait QuoteStore: Send + Sync + 'static {
     async fn claim(&self, quote: QuoteId, payment: PaymentId) -> Result<Option<PaymentId>, StorageError>;
 }
 
-/// The four stores the router uses, whatever their backend.
+/// The compliance feed: one hash chain per jurisdiction, and the signed checkpoints of its heads.
+#[async_trait::async_trait]
+pub trait FeedStore: Send + Sync + 'static {
+    /// Appends each entry to its jurisdiction's chain, in order, and returns the records; durable
+    /// on return. Sequence numbers and hashes are assigned inside the store (from the chain's
+    /// stored head, with corridor_compliance's [`FeedChain`]), so concurrent appenders — tasks of
+    /// one router, or routers sharing the database — never fork or gap a chain.
+    ///
+    /// All or nothing: if any entry is refused ([`StorageError::Refused`], e.g. too large for an
+    /// export line) or the write fails, none of them is appended.
+    async fn append(
+        &self,
+        entries: Vec<(Jurisdiction, FeedEntry)>,
+        recorded_at_ms: u64,
+    ) -> Result<Vec<FeedRecord>, StorageError>;
+
+    /// Records of `jurisdiction` with sequence >= `from_sequence`, at most `limit`, in order.
+    async fn records(
+        &self,
+        jurisdiction: &Jurisdiction,
+        from_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<FeedRecord>, StorageError>;
+
+    /// Every jurisdiction's head: (jurisdiction, last sequence, its hash), by jurisdiction. A
+    /// jurisdiction without records is absent.
+    async fn heads(&self) -> Result<Vec<(Jurisdiction, u64, FeedHash)>, StorageError>;
+
+    /// Stores a checkpoint as given (the store does not check its signature or its head). One is
+    /// kept per (jurisdiction, sequence, key): saving another for the same three keeps the first,
+    /// so routers that sign the same head at once store one checkpoint, not several.
+    async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StorageError>;
+
+    /// Checkpoints of `jurisdiction`, in sequence order (then by key id).
+    async fn checkpoints(&self, jurisdiction: &Jurisdiction) -> Result<Vec<Checkpoint>, StorageError>;
+
+    /// The checkpoint of `jurisdiction` with the highest sequence (of any key), if any.
+    async fn latest_checkpoint(&self, jurisdiction: &Jurisdiction) -> Result<Option<Checkpoint>, StorageError>;
+}
+
+/// The five stores the router uses, whatever their backend.
 #[derive(Clone)]
 pub struct Storage {
     pub journal: Arc<dyn Journal>,
     pub payments: Arc<dyn PaymentStore>,
     pub keys: Arc<dyn KeyStore>,
     pub quotes: Arc<dyn QuoteStore>,
+    pub feed: Arc<dyn FeedStore>,
 }
 
 fn payment_id_of(payment: &wire::Payment) -> Result<PaymentId, StorageError> {
@@ -203,8 +258,76 @@ fn decode_claim(bytes: &[u8]) -> Result<KeyClaim, StorageError> {
 
 /// Milliseconds since the Unix epoch; times before it count as the epoch, times too far ahead as
 /// the last representable millisecond.
-fn unix_ms(time: SystemTime) -> u64 {
+pub(crate) fn unix_ms(time: SystemTime) -> u64 {
     time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// One record chained by [`chain_feed_entries`], with its export line (what the store keeps).
+struct ChainedRecord {
+    record: FeedRecord,
+    line: String,
+}
+
+/// Chains `entries`, in order, onto `chains` (every jurisdiction of `entries` must be there,
+/// resumed from its stored head) and encodes each record's export line. Nothing is stored here:
+/// on an error the caller stores none of them, and drops `chains`.
+fn chain_feed_entries(
+    chains: &mut BTreeMap<Jurisdiction, FeedChain>,
+    entries: Vec<(Jurisdiction, FeedEntry)>,
+    recorded_at_ms: u64,
+) -> Result<Vec<ChainedRecord>, StorageError> {
+    let mut chained = Vec::with_capacity(entries.len());
+    for (jurisdiction, entry) in entries {
+        let chain = chains.get_mut(&jurisdiction).ok_or_else(|| {
+            StorageError::Corrupt(format!("the feed of {jurisdiction} was not resumed before appending"))
+        })?;
+        let record = chain
+            .append(entry, recorded_at_ms)
+            .map_err(|error| StorageError::Refused(format!("feed entry for {jurisdiction}: {error}")))?;
+        let line = FeedLine::Record(Box::new(record.clone())).to_json().map_err(|error| {
+            StorageError::Refused(format!("feed record {jurisdiction}/{}: {error}", record.sequence))
+        })?;
+        chained.push(ChainedRecord { record, line });
+    }
+    Ok(chained)
+}
+
+/// The chain of `jurisdiction` whose stored head is `head` (`None`: no record yet).
+fn resume_feed_chain(jurisdiction: &Jurisdiction, head: Option<(u64, FeedHash)>) -> Result<FeedChain, StorageError> {
+    match head {
+        None => Ok(FeedChain::new(jurisdiction.clone())),
+        Some((sequence, hash)) => FeedChain::resume(jurisdiction.clone(), sequence, hash)
+            .map_err(|error| StorageError::Corrupt(format!("feed head of {jurisdiction}: {error}"))),
+    }
+}
+
+/// The export line of a checkpoint, as stored.
+fn encode_checkpoint(checkpoint: &Checkpoint) -> Result<String, StorageError> {
+    FeedLine::Checkpoint(checkpoint.clone()).to_json().map_err(|error| {
+        StorageError::Refused(format!("checkpoint {}/{}: {error}", checkpoint.jurisdiction, checkpoint.sequence))
+    })
+}
+
+/// A stored record line, checked to be the record stored under `jurisdiction` and `sequence`.
+fn decode_feed_record(line: &str, jurisdiction: &Jurisdiction, sequence: u64) -> Result<FeedRecord, StorageError> {
+    let corrupt = |what: String| StorageError::Corrupt(format!("feed record {jurisdiction}/{sequence}: {what}"));
+    match parse_line(1, line).map_err(|error| corrupt(error.to_string()))? {
+        FeedLine::Record(record) if record.jurisdiction == *jurisdiction && record.sequence == sequence => Ok(*record),
+        FeedLine::Record(record) => {
+            Err(corrupt(format!("the stored line is record {}/{}", record.jurisdiction, record.sequence)))
+        }
+        FeedLine::Checkpoint(_) => Err(corrupt("the stored line is a checkpoint".into())),
+    }
+}
+
+/// A stored checkpoint line, checked to be of `jurisdiction`.
+fn decode_checkpoint(line: &str, jurisdiction: &Jurisdiction) -> Result<Checkpoint, StorageError> {
+    let corrupt = |what: String| StorageError::Corrupt(format!("feed checkpoint of {jurisdiction}: {what}"));
+    match parse_line(1, line).map_err(|error| corrupt(error.to_string()))? {
+        FeedLine::Checkpoint(checkpoint) if checkpoint.jurisdiction == *jurisdiction => Ok(checkpoint),
+        FeedLine::Checkpoint(checkpoint) => Err(corrupt(format!("the stored line is of {}", checkpoint.jurisdiction))),
+        FeedLine::Record(_) => Err(corrupt("the stored line is a record".into())),
+    }
 }
 
 fn quote_not_stored(quote: QuoteId) -> StorageError {

@@ -1,20 +1,41 @@
-//! The production journal and receipts: PostgreSQL (or a distributed database speaking its
-//! protocol), shared by every router of a network.
+//! The production journal, receipts and compliance feed: PostgreSQL (or a distributed database
+//! speaking its protocol), shared by every router of a network.
 //!
 //! The schema is created by [`PostgresStore::connect`] (idempotent migrations under an advisory
 //! lock, so routers starting together do not race). Each write is its own transaction and
 //! durable when it returns; PostgreSQL's own group commit batches concurrent ones.
 //!
-//! Tables: `corridor_journal` (payment id, the payment as prepared, decision, finished) and
-//! `corridor_payments` (payment id, participant, pending flag, the wire payment).
+//! Tables: `corridor_journal` (payment id, the payment as prepared, decision, finished),
+//! `corridor_payments` (payment id, participant, pending flag, the wire payment),
+//! `corridor_feed` (jurisdiction, sequence, the record's export line), `corridor_feed_heads`
+//! (jurisdiction, last sequence, its hash) and `corridor_feed_checkpoints` (jurisdiction,
+//! sequence, key id, the checkpoint's export line). Feed lines are TEXT, not JSONB: JSONB would
+//! reorder keys and refuses `\u0000`, which a party's name may contain; the hash covers values,
+//! and the stored line is what an export prints.
+//!
+//! **The feed never forks**, however many routers append at once: an append is one transaction
+//! that first takes a transaction-scoped advisory lock per jurisdiction it touches (in ascending
+//! lock-id order, deduplicated, so two appends touching the same chains never deadlock), then
+//! reads each head from `corridor_feed_heads`, chains the entries with `FeedChain`, inserts the
+//! records and moves the heads. The lock is released only when the transaction ends, after its
+//! commit is visible, so the next appender reads the new head. The primary key
+//! `(jurisdiction, sequence)` is the last line of defence: an appender that somehow read a stale
+//! head fails on it instead of forking the chain. The lock serialises appends to one
+//! jurisdiction across all routers, each holding it for a few round trips and its commit.
 
+use std::collections::BTreeMap;
+
+use corridor_compliance::feed::{Checkpoint, FeedEntry, FeedHash, FeedRecord};
 use corridor_schemas::wire::v1 as wire;
-use corridor_schemas::{ParticipantId, PaymentId};
+use corridor_schemas::{Jurisdiction, ParticipantId, PaymentId};
 use deadpool_postgres::{Config as PoolConfig, Pool, Runtime};
 use prost::Message;
 use tokio_postgres::NoTls;
 
-use super::{Decision, Journal, JournalEntry, PaymentStore, StorageError, is_pending, payment_id_of};
+use super::{
+    Decision, FeedStore, Journal, JournalEntry, PaymentStore, StorageError, chain_feed_entries, decode_checkpoint,
+    decode_feed_record, encode_checkpoint, is_pending, payment_id_of, resume_feed_chain,
+};
 
 /// Connections each router keeps to the database.
 pub const POOL_SIZE_MAX: usize = 32;
@@ -39,7 +60,65 @@ CREATE TABLE IF NOT EXISTS corridor_payments (
 );
 CREATE INDEX IF NOT EXISTS corridor_payments_by_participant ON corridor_payments (participant, payment_id);
 CREATE INDEX IF NOT EXISTS corridor_payments_pending ON corridor_payments (payment_id) WHERE pending;
+CREATE TABLE IF NOT EXISTS corridor_feed (
+    jurisdiction TEXT NOT NULL,
+    sequence     BIGINT NOT NULL CHECK (sequence >= 1),
+    record       TEXT NOT NULL,
+    PRIMARY KEY (jurisdiction, sequence)
+);
+CREATE TABLE IF NOT EXISTS corridor_feed_heads (
+    jurisdiction TEXT PRIMARY KEY,
+    sequence     BIGINT NOT NULL CHECK (sequence >= 1),
+    hash         BYTEA NOT NULL CHECK (length(hash) = 32)
+);
+CREATE TABLE IF NOT EXISTS corridor_feed_checkpoints (
+    jurisdiction TEXT NOT NULL,
+    sequence     BIGINT NOT NULL CHECK (sequence >= 0),
+    key_id       TEXT NOT NULL,
+    checkpoint   TEXT NOT NULL,
+    PRIMARY KEY (jurisdiction, sequence, key_id)
+);
 ";
+
+/// The advisory lock of one jurisdiction's chain: the first 8 bytes of SHA-256 of a tag and the
+/// jurisdiction, so it cannot meet [`MIGRATION_LOCK_ID`] or another program's small lock ids by
+/// design (only by a 2^-64 chance, which would merely serialise more than needed).
+fn feed_lock_id(jurisdiction: &Jurisdiction) -> i64 {
+    let hash = FeedHash::sha256(format!("corridor-feed-lock/v1\n{jurisdiction}").as_bytes());
+    let mut bytes = [0; 8];
+    bytes.copy_from_slice(&hash.as_bytes()[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+/// A database error with the server's own message (tokio-postgres's alone says only "db error"):
+/// a refused insert into the feed must say which constraint refused it.
+fn database_error(error: tokio_postgres::Error) -> StorageError {
+    match error.as_db_error() {
+        Some(db_error) => StorageError::Unavailable(format!("{error}: {db_error}")),
+        None => unavailable(error),
+    }
+}
+
+/// A sequence as PostgreSQL's BIGINT.
+fn sequence_column(sequence: u64) -> Result<i64, StorageError> {
+    i64::try_from(sequence)
+        .map_err(|_| StorageError::Refused(format!("feed sequence {sequence} is beyond PostgreSQL's BIGINT")))
+}
+
+fn sequence_of(column: i64) -> Result<u64, StorageError> {
+    u64::try_from(column).map_err(|_| StorageError::Corrupt(format!("feed sequence {column} is negative")))
+}
+
+fn jurisdiction_of(column: &str) -> Result<Jurisdiction, StorageError> {
+    Jurisdiction::new(column).map_err(|error| StorageError::Corrupt(format!("feed jurisdiction: {error}")))
+}
+
+fn hash_of(jurisdiction: &str, column: &[u8]) -> Result<FeedHash, StorageError> {
+    let bytes: [u8; 32] = column
+        .try_into()
+        .map_err(|_| StorageError::Corrupt(format!("feed head of {jurisdiction}: a {}-byte hash", column.len())))?;
+    Ok(FeedHash::from_bytes(bytes))
+}
 
 #[derive(Clone)]
 pub struct PostgresStore {
@@ -214,5 +293,180 @@ impl PaymentStore for PostgresStore {
             .await
             .map_err(unavailable)?;
         rows.iter().map(|row| decode_payment(row.get::<_, &[u8]>(0))).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl FeedStore for PostgresStore {
+    async fn append(
+        &self,
+        entries: Vec<(Jurisdiction, FeedEntry)>,
+        recorded_at_ms: u64,
+    ) -> Result<Vec<FeedRecord>, StorageError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let jurisdictions: Vec<Jurisdiction> = {
+            let mut touched: Vec<Jurisdiction> = entries.iter().map(|(jurisdiction, _)| jurisdiction.clone()).collect();
+            touched.sort();
+            touched.dedup();
+            touched
+        };
+        let mut lock_ids: Vec<i64> = jurisdictions.iter().map(feed_lock_id).collect();
+        lock_ids.sort_unstable();
+        lock_ids.dedup();
+
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(database_error)?;
+        for lock_id in &lock_ids {
+            transaction.execute("SELECT pg_advisory_xact_lock($1)", &[lock_id]).await.map_err(database_error)?;
+        }
+        let names: Vec<&str> = jurisdictions.iter().map(Jurisdiction::as_str).collect();
+        let rows = transaction
+            .query(
+                "SELECT jurisdiction, sequence, hash FROM corridor_feed_heads WHERE jurisdiction = ANY($1)",
+                &[&names],
+            )
+            .await
+            .map_err(database_error)?;
+        let mut heads = BTreeMap::new();
+        for row in &rows {
+            let name: &str = row.get(0);
+            heads.insert(name.to_owned(), (sequence_of(row.get(1))?, hash_of(name, row.get(2))?));
+        }
+        let mut chains = BTreeMap::new();
+        for jurisdiction in &jurisdictions {
+            let head = heads.get(jurisdiction.as_str()).copied();
+            chains.insert(jurisdiction.clone(), resume_feed_chain(jurisdiction, head)?);
+        }
+        let chained = chain_feed_entries(&mut chains, entries, recorded_at_ms)?;
+
+        let mut record_jurisdictions = Vec::with_capacity(chained.len());
+        let mut record_sequences = Vec::with_capacity(chained.len());
+        let mut record_lines = Vec::with_capacity(chained.len());
+        for chained in &chained {
+            record_jurisdictions.push(chained.record.jurisdiction.as_str());
+            record_sequences.push(sequence_column(chained.record.sequence)?);
+            record_lines.push(chained.line.as_str());
+        }
+        let mut head_jurisdictions = Vec::with_capacity(chains.len());
+        let mut head_sequences = Vec::with_capacity(chains.len());
+        let mut head_hashes = Vec::with_capacity(chains.len());
+        for (jurisdiction, chain) in &chains {
+            let (sequence, hash) = chain.head();
+            head_jurisdictions.push(jurisdiction.as_str());
+            head_sequences.push(sequence_column(sequence)?);
+            head_hashes.push(hash.as_bytes().to_vec());
+        }
+        // One statement: the records (the primary key refuses a sequence stored already), then the
+        // heads they moved.
+        transaction
+            .execute(
+                "WITH records AS (
+                     INSERT INTO corridor_feed (jurisdiction, sequence, record)
+                     SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::TEXT[])
+                 )
+                 INSERT INTO corridor_feed_heads (jurisdiction, sequence, hash)
+                 SELECT * FROM UNNEST($4::TEXT[], $5::BIGINT[], $6::BYTEA[])
+                 ON CONFLICT (jurisdiction) DO UPDATE SET sequence = EXCLUDED.sequence, hash = EXCLUDED.hash",
+                &[
+                    &record_jurisdictions,
+                    &record_sequences,
+                    &record_lines,
+                    &head_jurisdictions,
+                    &head_sequences,
+                    &head_hashes,
+                ],
+            )
+            .await
+            .map_err(database_error)?;
+        transaction.commit().await.map_err(database_error)?;
+        Ok(chained.into_iter().map(|chained| chained.record).collect())
+    }
+
+    async fn records(
+        &self,
+        jurisdiction: &Jurisdiction,
+        from_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<FeedRecord>, StorageError> {
+        let Ok(from_sequence) = i64::try_from(from_sequence) else { return Ok(Vec::new()) };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT sequence, record FROM corridor_feed
+                 WHERE jurisdiction = $1 AND sequence >= $2 ORDER BY sequence LIMIT $3",
+                &[&jurisdiction.as_str(), &from_sequence, &limit],
+            )
+            .await
+            .map_err(database_error)?;
+        rows.iter().map(|row| decode_feed_record(row.get(1), jurisdiction, sequence_of(row.get(0))?)).collect()
+    }
+
+    async fn heads(&self) -> Result<Vec<(Jurisdiction, u64, FeedHash)>, StorageError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT jurisdiction, sequence, hash FROM corridor_feed_heads ORDER BY jurisdiction COLLATE \"C\"",
+                &[],
+            )
+            .await
+            .map_err(database_error)?;
+        rows.iter()
+            .map(|row| {
+                let name: &str = row.get(0);
+                Ok((jurisdiction_of(name)?, sequence_of(row.get(1))?, hash_of(name, row.get(2))?))
+            })
+            .collect()
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StorageError> {
+        let line = encode_checkpoint(checkpoint)?;
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO corridor_feed_checkpoints (jurisdiction, sequence, key_id, checkpoint)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[
+                    &checkpoint.jurisdiction.as_str(),
+                    &sequence_column(checkpoint.sequence)?,
+                    &checkpoint.key_id.to_string(),
+                    &line,
+                ],
+            )
+            .await
+            .map_err(database_error)?;
+        Ok(())
+    }
+
+    async fn checkpoints(&self, jurisdiction: &Jurisdiction) -> Result<Vec<Checkpoint>, StorageError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT checkpoint FROM corridor_feed_checkpoints
+                 WHERE jurisdiction = $1 ORDER BY sequence, key_id COLLATE \"C\"",
+                &[&jurisdiction.as_str()],
+            )
+            .await
+            .map_err(database_error)?;
+        rows.iter().map(|row| decode_checkpoint(row.get(0), jurisdiction)).collect()
+    }
+
+    async fn latest_checkpoint(&self, jurisdiction: &Jurisdiction) -> Result<Option<Checkpoint>, StorageError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT checkpoint FROM corridor_feed_checkpoints
+                 WHERE jurisdiction = $1 ORDER BY sequence DESC, key_id COLLATE \"C\" DESC LIMIT 1",
+                &[&jurisdiction.as_str()],
+            )
+            .await
+            .map_err(database_error)?;
+        row.map(|row| decode_checkpoint(row.get(0), jurisdiction)).transpose()
     }
 }

@@ -1,0 +1,207 @@
+//! The country names OFAC writes in `add.csv` ("Korea, North", "Burma", "Region: Crimea"), mapped to
+//! ISO 3166-1 alpha-2 codes, so that a party's country (a [`corridor_schemas::Jurisdiction`]) can be
+//! compared with an entry's addresses.
+//!
+//! The table covers every country name in the bundled snapshot, plus a few OFAC spellings of
+//! countries it does not use yet. Regions map to the country OFAC's list places them in (Crimea →
+//! UA; Gaza, West Bank and "Palestinian" → PS; Northern Mali → ML). A name not in the table
+//! (and "undetermined", and the disputed "Region: Kafia Kingi") has no code: such an address gives
+//! no country signal, neither for nor against a match. This module does not guess from free text.
+
+/// OFAC country name → ISO 3166-1 alpha-2. Sorted by name, for binary search.
+const OFAC_COUNTRY_CODES: &[(&str, &str)] = &[
+    ("Afghanistan", "AF"),
+    ("Albania", "AL"),
+    ("Algeria", "DZ"),
+    ("Angola", "AO"),
+    ("Argentina", "AR"),
+    ("Armenia", "AM"),
+    ("Aruba", "AW"),
+    ("Australia", "AU"),
+    ("Austria", "AT"),
+    ("Azerbaijan", "AZ"),
+    ("Bahamas, The", "BS"),
+    ("Bahrain", "BH"),
+    ("Bangladesh", "BD"),
+    ("Barbados", "BB"),
+    ("Belarus", "BY"),
+    ("Belgium", "BE"),
+    ("Belize", "BZ"),
+    ("Benin", "BJ"),
+    ("Bolivia", "BO"),
+    ("Bosnia and Herzegovina", "BA"),
+    ("Brazil", "BR"),
+    ("Bulgaria", "BG"),
+    ("Burkina Faso", "BF"),
+    ("Burma", "MM"),
+    ("Burundi", "BI"),
+    ("Cambodia", "KH"),
+    ("Canada", "CA"),
+    ("Cayman Islands", "KY"),
+    ("Central African Republic", "CF"),
+    ("Chile", "CL"),
+    ("China", "CN"),
+    ("Colombia", "CO"),
+    ("Comoros", "KM"),
+    ("Congo, Democratic Republic of the", "CD"),
+    ("Congo, Republic of the", "CG"),
+    ("Costa Rica", "CR"),
+    ("Cote d Ivoire", "CI"),
+    ("Croatia", "HR"),
+    ("Cuba", "CU"),
+    ("Cyprus", "CY"),
+    ("Czech Republic", "CZ"),
+    ("Denmark", "DK"),
+    ("Dominica", "DM"),
+    ("Dominican Republic", "DO"),
+    ("Ecuador", "EC"),
+    ("Egypt", "EG"),
+    ("El Salvador", "SV"),
+    ("Equatorial Guinea", "GQ"),
+    ("Eritrea", "ER"),
+    ("Ethiopia", "ET"),
+    ("Finland", "FI"),
+    ("France", "FR"),
+    ("Georgia", "GE"),
+    ("Germany", "DE"),
+    ("Ghana", "GH"),
+    ("Gibraltar", "GI"),
+    ("Greece", "GR"),
+    ("Guatemala", "GT"),
+    ("Guyana", "GY"),
+    ("Haiti", "HT"),
+    ("Honduras", "HN"),
+    ("Hong Kong", "HK"),
+    ("India", "IN"),
+    ("Indonesia", "ID"),
+    ("Iran", "IR"),
+    ("Iraq", "IQ"),
+    ("Ireland", "IE"),
+    ("Israel", "IL"),
+    ("Italy", "IT"),
+    ("Jamaica", "JM"),
+    ("Japan", "JP"),
+    ("Jersey", "JE"),
+    ("Jordan", "JO"),
+    ("Kazakhstan", "KZ"),
+    ("Kenya", "KE"),
+    ("Korea, North", "KP"),
+    ("Korea, South", "KR"),
+    ("Kosovo", "XK"),
+    ("Kuwait", "KW"),
+    ("Kyrgyzstan", "KG"),
+    ("Laos", "LA"),
+    ("Latvia", "LV"),
+    ("Lebanon", "LB"),
+    ("Liberia", "LR"),
+    ("Libya", "LY"),
+    ("Liechtenstein", "LI"),
+    ("Lithuania", "LT"),
+    ("Luxembourg", "LU"),
+    ("Malaysia", "MY"),
+    ("Mali", "ML"),
+    ("Malta", "MT"),
+    ("Man, Isle of", "IM"),
+    ("Marshall Islands", "MH"),
+    ("Mauritania", "MR"),
+    ("Mexico", "MX"),
+    ("Moldova", "MD"),
+    ("Mongolia", "MN"),
+    ("Montenegro", "ME"),
+    ("Morocco", "MA"),
+    ("Mozambique", "MZ"),
+    ("Namibia", "NA"),
+    ("Netherlands", "NL"),
+    ("Netherlands Antilles", "AN"),
+    ("New Zealand", "NZ"),
+    ("Nicaragua", "NI"),
+    ("Niger", "NE"),
+    ("Nigeria", "NG"),
+    ("Norway", "NO"),
+    ("Oman", "OM"),
+    ("Pakistan", "PK"),
+    ("Palestinian", "PS"),
+    ("Panama", "PA"),
+    ("Paraguay", "PY"),
+    ("Peru", "PE"),
+    ("Philippines", "PH"),
+    ("Poland", "PL"),
+    ("Qatar", "QA"),
+    ("Region: Crimea", "UA"),
+    ("Region: Gaza", "PS"),
+    ("Region: Northern Mali", "ML"),
+    ("Romania", "RO"),
+    ("Russia", "RU"),
+    ("Rwanda", "RW"),
+    ("Saint Kitts and Nevis", "KN"),
+    ("Saint Vincent and the Grenadines", "VC"),
+    ("Samoa", "WS"),
+    ("Saudi Arabia", "SA"),
+    ("Senegal", "SN"),
+    ("Serbia", "RS"),
+    ("Seychelles", "SC"),
+    ("Sierra Leone", "SL"),
+    ("Singapore", "SG"),
+    ("Slovakia", "SK"),
+    ("Slovenia", "SI"),
+    ("Somalia", "SO"),
+    ("South Africa", "ZA"),
+    ("South Sudan", "SS"),
+    ("Spain", "ES"),
+    ("Sri Lanka", "LK"),
+    ("Sudan", "SD"),
+    ("Sweden", "SE"),
+    ("Switzerland", "CH"),
+    ("Syria", "SY"),
+    ("Taiwan", "TW"),
+    ("Tajikistan", "TJ"),
+    ("Tanzania", "TZ"),
+    ("Thailand", "TH"),
+    ("The Gambia", "GM"),
+    ("Trinidad and Tobago", "TT"),
+    ("Tunisia", "TN"),
+    ("Turkey", "TR"),
+    ("Turkmenistan", "TM"),
+    ("Uganda", "UG"),
+    ("Ukraine", "UA"),
+    ("United Arab Emirates", "AE"),
+    ("United Kingdom", "GB"),
+    ("United States", "US"),
+    ("Uruguay", "UY"),
+    ("Uzbekistan", "UZ"),
+    ("Vanuatu", "VU"),
+    ("Venezuela", "VE"),
+    ("Vietnam", "VN"),
+    ("Virgin Islands, British", "VG"),
+    ("West Bank", "PS"),
+    ("Yemen", "YE"),
+    ("Zambia", "ZM"),
+    ("Zimbabwe", "ZW"),
+];
+
+/// The ISO 3166-1 alpha-2 code of a country as OFAC writes it, if the table knows it.
+pub fn iso_code_of_ofac_country(name: &str) -> Option<&'static str> {
+    OFAC_COUNTRY_CODES.binary_search_by(|(known, _)| (*known).cmp(name)).ok().map(|index| OFAC_COUNTRY_CODES[index].1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_sorted_and_its_codes_are_alpha_2() {
+        assert!(OFAC_COUNTRY_CODES.windows(2).all(|pair| pair[0].0 < pair[1].0));
+        for (name, code) in OFAC_COUNTRY_CODES {
+            assert!(corridor_schemas::Jurisdiction::new(*code).is_ok(), "{name} → {code}");
+        }
+    }
+
+    #[test]
+    fn ofac_spellings_map_to_codes() {
+        assert_eq!(iso_code_of_ofac_country("Korea, North"), Some("KP"));
+        assert_eq!(iso_code_of_ofac_country("Burma"), Some("MM"));
+        assert_eq!(iso_code_of_ofac_country("Region: Crimea"), Some("UA"));
+        assert_eq!(iso_code_of_ofac_country("undetermined"), None);
+        assert_eq!(iso_code_of_ofac_country("Atlantis"), None);
+    }
+}
