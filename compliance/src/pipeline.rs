@@ -41,6 +41,13 @@ pub trait ComplianceHook: Send + Sync + 'static {
     /// Stable name, shown in receipts: `single_payment_limit`.
     fn name(&self) -> &'static str;
 
+    /// Whether the decision is the same whichever jurisdiction asks (sanctions screening: one list
+    /// for all). The pipeline then runs a hook registered for several jurisdictions once per
+    /// payment and records its decision for each.
+    fn same_for_every_jurisdiction(&self) -> bool {
+        false
+    }
+
     async fn check(&self, jurisdiction: &Jurisdiction, subject: &Subject<'_>) -> Decision;
 }
 
@@ -116,12 +123,26 @@ impl CompliancePipeline {
     /// in the order given.
     pub async fn screen(&self, subject: &Subject<'_>, jurisdictions: &[Jurisdiction]) -> Screening {
         let mut screening = Screening::default();
+        // Decisions of jurisdiction-independent hooks already taken for this payment, by hook.
+        // (Keyed by the hook's address as a number: a raw pointer would make the future !Send.)
+        let mut shared: Vec<(usize, Decision)> = Vec::new();
         for (index, jurisdiction) in jurisdictions.iter().enumerate() {
             if jurisdictions[..index].contains(jurisdiction) {
                 continue;
             }
             for hook in self.hooks.get(jurisdiction).into_iter().flatten() {
-                let decision = hook.check(jurisdiction, subject).await;
+                let identity = Arc::as_ptr(hook).cast::<()>() as usize;
+                let known = shared.iter().find(|(of, _)| *of == identity).map(|(_, decision)| decision.clone());
+                let decision = match known {
+                    Some(decision) => decision,
+                    None => {
+                        let decision = hook.check(jurisdiction, subject).await;
+                        if hook.same_for_every_jurisdiction() {
+                            shared.push((identity, decision.clone()));
+                        }
+                        decision
+                    }
+                };
                 screening.decisions.push(HookDecision {
                     jurisdiction: jurisdiction.clone(),
                     hook: hook.name(),
@@ -130,5 +151,66 @@ impl CompliancePipeline {
             }
         }
         screening
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use corridor_schemas::{Address, Currency};
+
+    use super::*;
+
+    /// Counts its calls; decides the same everywhere when `shared`.
+    struct Counting {
+        calls: AtomicUsize,
+        shared: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl ComplianceHook for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+
+        fn same_for_every_jurisdiction(&self) -> bool {
+            self.shared
+        }
+
+        async fn check(&self, _: &Jurisdiction, _: &Subject<'_>) -> Decision {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Decision::Allow
+        }
+    }
+
+    #[tokio::test]
+    async fn a_jurisdiction_independent_hook_runs_once_per_payment_and_is_recorded_for_each() {
+        let jurisdictions: Vec<Jurisdiction> =
+            ["HK", "CN", "AE"].iter().map(|c| Jurisdiction::new(*c).unwrap()).collect();
+        for (shared, calls) in [(true, 1), (false, 3)] {
+            let hook = Arc::new(Counting { calls: AtomicUsize::new(0), shared });
+            let mut pipeline = CompliancePipeline::new();
+            for jurisdiction in &jurisdictions {
+                pipeline.add_hook(jurisdiction.clone(), Arc::clone(&hook) as Arc<dyn ComplianceHook>);
+            }
+            let participant = ParticipantId::new("bank-hk").unwrap();
+            let (payer, payee): (Address, Address) = ("e-hkd/a".parse().unwrap(), "e-aed/b".parse().unwrap());
+            let amounts = [Money::parse("1.00", Currency::from_code("HKD").unwrap()).unwrap()];
+            let subject = Subject {
+                payment: PaymentId::generate(),
+                participant: &participant,
+                payer: &payer,
+                payee: &payee,
+                amounts: &amounts,
+                jurisdictions: &jurisdictions,
+                originator: None,
+                beneficiary: None,
+            };
+            let screening = pipeline.screen(&subject, &jurisdictions).await;
+            assert_eq!(hook.calls.load(Ordering::SeqCst), calls, "shared: {shared}");
+            let recorded: Vec<&str> = screening.decisions.iter().map(|d| d.jurisdiction.as_str()).collect();
+            assert_eq!(recorded, ["HK", "CN", "AE"], "every jurisdiction keeps its decision");
+        }
     }
 }

@@ -127,6 +127,11 @@ impl ComplianceHook for SanctionsHook {
         Self::NAME
     }
 
+    /// One list for every jurisdiction: a payment's names are screened once.
+    fn same_for_every_jurisdiction(&self) -> bool {
+        true
+    }
+
     async fn check(&self, _jurisdiction: &Jurisdiction, subject: &Subject<'_>) -> Decision {
         self.decide(&[("originator", subject.originator), ("beneficiary", subject.beneficiary)])
     }
