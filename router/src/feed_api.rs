@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use corridor_compliance::feed::{Checkpoint, FeedLine, FeedPublicKey, FeedRecord};
+use corridor_compliance::feed::{Checkpoint, DecisionOutcome, FeedLine, FeedPublicKey, FeedRecord};
 use corridor_schemas::wire::v1 as wire;
 use corridor_schemas::wire::v1::compliance_feed_server::ComplianceFeed;
 use corridor_schemas::{FieldError, Jurisdiction, Money, ParticipantId};
@@ -113,10 +113,15 @@ impl Filter {
         {
             return false;
         }
-        if let Some(status) = &self.status
-            && entry.status.as_deref() != Some(status.as_str())
-        {
-            return false;
+        if let Some(status) = &self.status {
+            // A held payment has no outcome yet: its screening records, with a hold, are what
+            // "HELD" finds.
+            let held = status == "HELD"
+                && entry.status.is_none()
+                && entry.decisions.iter().any(|decision| decision.outcome == DecisionOutcome::Hold);
+            if !held && entry.status.as_deref() != Some(status.as_str()) {
+                return false;
+            }
         }
         if let Some(party) = &self.party {
             let names = [

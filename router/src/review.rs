@@ -216,9 +216,9 @@ impl Router {
             receipt.reason = Some(wire::Reason {
                 code: "REVIEW_TIMEOUT".to_owned(),
                 message: format!(
-                    "no decision by {} within {} s of the hold",
+                    "no decision by {} within {} ms of the hold",
                     outstanding(&receipt).join(", "),
-                    timeout.as_secs()
+                    timeout.as_millis()
                 ),
             });
             self.feed().outcome(&receipt, self.now()).await?;
