@@ -234,6 +234,8 @@ fn instruction_template(settings: &RunSettings, fixed_side: FixedSideArgument) -
         quote_id: String::new(),
         originator: None,
         beneficiary: None,
+        signed_at: None,
+        signature: Vec::new(),
     }
 }
 
@@ -359,6 +361,8 @@ mod tests {
                 quote_id: String::new(),
                 originator: None,
                 beneficiary: None,
+                signed_at: None,
+                signature: Vec::new(),
             }
         );
     }

@@ -34,6 +34,7 @@ impl From<SubmitError> for Status {
         match error {
             SubmitError::InvalidArgument(field) => invalid_argument(field.within("instruction")),
             SubmitError::PermissionDenied(message) => Status::permission_denied(message),
+            SubmitError::Unauthenticated(message) => Status::unauthenticated(message),
             SubmitError::KeyReused(_) => Status::already_exists(error.to_string()),
             SubmitError::Overloaded(message) => Status::resource_exhausted(message),
             SubmitError::Unavailable(message) => Status::unavailable(message),

@@ -55,17 +55,41 @@ pub struct Config {
 pub struct ServerConfig {
     #[serde(default = "ServerConfig::default_listen")]
     pub listen: SocketAddr,
+    /// How far a signed instruction's `signed_at` may be from the router's clock, either way.
+    #[serde(default = "ServerConfig::default_signature_window_ms")]
+    pub signature_window_ms: u64,
+    /// Sustained payments and quotes per second one participant may send; more are answered
+    /// RESOURCE_EXHAUSTED at once, so one participant's flood cannot starve the others.
+    #[serde(default = "ServerConfig::default_participant_requests_per_s")]
+    pub participant_requests_per_s: u32,
+    /// How many requests above the sustained rate a participant may send in a burst.
+    #[serde(default = "ServerConfig::default_participant_burst")]
+    pub participant_burst: u32,
 }
 
 impl ServerConfig {
     fn default_listen() -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], 50051))
     }
+    fn default_signature_window_ms() -> u64 {
+        300_000
+    }
+    fn default_participant_requests_per_s() -> u32 {
+        5_000
+    }
+    fn default_participant_burst() -> u32 {
+        1_000
+    }
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: Self::default_listen() }
+        Self {
+            listen: Self::default_listen(),
+            signature_window_ms: Self::default_signature_window_ms(),
+            participant_requests_per_s: Self::default_participant_requests_per_s(),
+            participant_burst: Self::default_participant_burst(),
+        }
     }
 }
 
@@ -245,6 +269,10 @@ pub struct ParticipantConfig {
     /// Accounts the participant owns (may debit). Opening balances are issued on embedded ledgers.
     #[serde(default)]
     pub accounts: Vec<AccountConfig>,
+    /// The participant's Ed25519 public key (64 hex digits): when set, every payment instruction
+    /// it sends must carry a valid signature (schemas/SIGNATURES.md).
+    #[serde(default)]
+    pub signing_key: Option<corridor_schemas::ParticipantKey>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -585,6 +613,12 @@ impl Config {
             return Err(ConfigError::new(
                 "settlement",
                 "prepare_timeout_ms, decision_attempts_max and in_flight_max must be positive",
+            ));
+        }
+        if self.server.participant_requests_per_s == 0 || self.server.participant_burst == 0 {
+            return Err(ConfigError::new(
+                "server",
+                "participant_requests_per_s and participant_burst must be positive",
             ));
         }
         if self.fx.rate_max_age_ms == 0 || self.fx.quote_ttl_ms == 0 {

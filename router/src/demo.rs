@@ -443,6 +443,8 @@ fn generate(catalogue: &Catalogue, count: usize, seed: u64, run: &str) -> Vec<Jo
                 quote_id: String::new(),
                 originator: Some(originator(&mut rng, &catalogue.jurisdictions[from], kind)),
                 beneficiary: Some(beneficiary(&mut rng, &catalogue.jurisdictions[to], kind)),
+                signed_at: None,
+                signature: Vec::new(),
             },
         });
     }

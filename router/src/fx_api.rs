@@ -39,6 +39,7 @@ impl From<QuoteError> for Status {
             QuoteError::PermissionDenied(message) => Status::permission_denied(message),
             QuoteError::Unpriceable(_) => Status::failed_precondition(error.to_string()),
             QuoteError::Unavailable(message) => Status::unavailable(message),
+            QuoteError::Overloaded(message) => Status::resource_exhausted(message),
         }
     }
 }

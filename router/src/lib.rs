@@ -22,6 +22,7 @@ pub mod ledger_node;
 pub mod network;
 pub mod payment;
 pub mod pipeline;
+pub mod pki;
 pub mod quote;
 pub mod recovery;
 pub mod review;
@@ -30,6 +31,7 @@ pub mod route;
 pub mod server;
 pub mod settlement;
 pub mod storage;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,8 +105,14 @@ pub fn router_over(network: Network, storage: Storage, config: &Config) -> anyho
     }
     let signer = feed::load_or_create_signer(&key_file)
         .map_err(|error| anyhow::anyhow!("feed signing key {}: {error}", key_file.display()))?;
-    let router = Router::new(Arc::new(network), storage, settings, Arc::new(clock::SystemClock));
-    Ok(Arc::new(router.with_feed_signer(Arc::new(signer))))
+    let per_second = std::num::NonZeroU32::new(config.server.participant_requests_per_s)
+        .ok_or_else(|| anyhow::anyhow!("server.participant_requests_per_s must be positive"))?;
+    let burst = std::num::NonZeroU32::new(config.server.participant_burst)
+        .ok_or_else(|| anyhow::anyhow!("server.participant_burst must be positive"))?;
+    let router = Router::new(Arc::new(network), storage, settings, Arc::new(clock::SystemClock))
+        .with_feed_signer(Arc::new(signer))
+        .with_participant_rate(per_second, burst);
+    Ok(Arc::new(router))
 }
 
 /// The feed signing key's file name in the data directory, unless configured elsewhere.

@@ -41,6 +41,9 @@ enum Command {
     /// Export a regulator's compliance feed, or verify an export offline.
     #[command(subcommand)]
     Feed(corridor_router::feed_command::FeedCommand),
+    /// The network's certificate authority: create it, issue party certificates, revoke them.
+    #[command(subcommand)]
+    Pki(corridor_router::pki::PkiCommand),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
             Command::LedgerNode(options) => corridor_router::ledger_node::run(options, shutdown_signal()).await,
             Command::Conformance(options) => corridor_router::conformance_command::run(options).await,
             Command::Feed(command) => corridor_router::feed_command::run(command).await,
+            Command::Pki(command) => corridor_router::pki::run(command),
         }
     });
     match result {

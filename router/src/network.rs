@@ -17,7 +17,7 @@ use corridor_compliance::{
 use corridor_fx::{CurrencyPair, EcbHistory, ProviderRate, RateBook};
 use corridor_ledger_adapters::remote::RemoteLedger;
 use corridor_ledger_adapters::{InMemoryLedger, Ledger, LedgerDescription};
-use corridor_schemas::{AccountName, Address, Currency, Jurisdiction, LedgerId, Money, ParticipantId};
+use corridor_schemas::{AccountName, Address, Currency, Jurisdiction, LedgerId, Money, ParticipantId, ParticipantKey};
 use rust_decimal::Decimal;
 
 use crate::config::{Config, ConfigError, EcbSeedConfig, Role, SanctionsConfig};
@@ -32,6 +32,8 @@ pub struct LedgerHandle {
 pub struct Participant {
     pub role: Role,
     pub accounts: HashSet<Address>,
+    /// When set, its instructions must be signed with this key.
+    pub signing_key: Option<ParticipantKey>,
 }
 
 /// A liquidity provider's account on each ledger it serves.
@@ -94,6 +96,8 @@ pub struct Network {
     pub officers: HashMap<ParticipantId, Jurisdiction>,
     /// How long a held payment waits for its review.
     pub review_timeout: Duration,
+    /// How far a signature's time may be from the router's clock.
+    pub signature_window: Duration,
     /// Regulators and the jurisdiction whose feed each reads.
     pub regulators: HashMap<ParticipantId, Jurisdiction>,
     /// The in-memory ledgers created for the embedded default, for audits by the demo and tests.
@@ -224,7 +228,11 @@ impl Network {
             if participant_config.role == Role::LiquidityProvider {
                 providers.insert(participant_config.id.clone(), LiquidityProvider { accounts: provider_accounts });
             }
-            participants.insert(participant_config.id.clone(), Participant { role: participant_config.role, accounts });
+            let signing_key = participant_config.signing_key;
+            participants.insert(
+                participant_config.id.clone(),
+                Participant { role: participant_config.role, accounts, signing_key },
+            );
         }
 
         let mut rates = RateBook::new();
@@ -325,6 +333,7 @@ impl Network {
             sanctions,
             officers,
             review_timeout: Duration::from_millis(config.compliance.review_timeout_ms),
+            signature_window: Duration::from_millis(config.server.signature_window_ms),
             regulators: config.regulators.iter().map(|r| (r.id.clone(), r.jurisdiction.clone())).collect(),
             embedded_ledgers,
         })

@@ -292,6 +292,8 @@ pub fn instruction_from_wire(payment: &wire::Payment) -> Result<PaymentInstructi
         quote_id: payment.quote_id.clone(),
         originator: payment.originator.clone(),
         beneficiary: payment.beneficiary.clone(),
+        signed_at: None,
+        signature: Vec::new(),
     };
     PaymentInstruction::try_from(instruction).map_err(|error| format!("stored payment {}: {error}", payment.payment_id))
 }

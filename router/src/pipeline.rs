@@ -10,6 +10,7 @@
 //! before the answer is given.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -17,11 +18,13 @@ use corridor_compliance::{Outcome, Subject};
 use corridor_ledger_adapters::{Ledger, RefusalCode, TransactionId};
 use corridor_schemas::wire::v1 as wire;
 use corridor_schemas::{
-    FieldError, FixedSide, Jurisdiction, LedgerId, Money, PaymentId, PaymentInstruction, PaymentStatus, QuoteId,
-    QuoteRequest,
+    FieldError, FixedSide, Jurisdiction, LedgerId, Money, ParticipantId, PaymentId, PaymentInstruction, PaymentStatus,
+    QuoteId, QuoteRequest,
 };
 use prost::Message;
 use tokio::sync::Semaphore;
+
+use corridor_schemas::SignatureError;
 
 use crate::clock::Clock;
 use crate::feed_writer::FeedWriter;
@@ -40,6 +43,9 @@ pub enum SubmitError {
     InvalidArgument(FieldError),
     #[error("{0}")]
     PermissionDenied(String),
+    /// The instruction is not proven to come from its participant.
+    #[error("{0}")]
+    Unauthenticated(String),
     #[error("idempotency key already used for payment {0} with a different instruction")]
     KeyReused(PaymentId),
     #[error("{0}")]
@@ -62,6 +68,8 @@ pub enum QuoteError {
     Unpriceable(PaymentReason),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    Overloaded(String),
 }
 
 impl From<SubmitError> for QuoteError {
@@ -69,6 +77,7 @@ impl From<SubmitError> for QuoteError {
         match error {
             SubmitError::InvalidArgument(field) => QuoteError::InvalidArgument(field),
             SubmitError::PermissionDenied(message) => QuoteError::PermissionDenied(message),
+            SubmitError::Overloaded(message) => QuoteError::Overloaded(message),
             other => QuoteError::Unavailable(other.to_string()),
         }
     }
@@ -85,6 +94,8 @@ pub struct Router {
     feed: FeedWriter,
     /// Signs the feed's checkpoints; absent in tests that do not need them.
     feed_signer: Option<Arc<FeedSigner>>,
+    /// Requests per participant (payments and quotes); absent: unlimited.
+    participant_rate: Option<ParticipantRateLimiter>,
     coordinator: Arc<Coordinator>,
     storage: Storage,
     in_flight: Semaphore,
@@ -107,6 +118,12 @@ impl Drop for Running<'_> {
     }
 }
 
+/// Each participant's request budget.
+struct ParticipantRateLimiter {
+    limiter: governor::DefaultKeyedRateLimiter<ParticipantId>,
+    per_second: NonZeroU32,
+}
+
 pub struct RouterSettings {
     pub prepare_timeout: Duration,
     pub decision_attempts_max: u32,
@@ -119,8 +136,12 @@ const REPLAY_POLL_INITIAL: Duration = Duration::from_millis(2);
 const REPLAY_POLL_MAX: Duration = Duration::from_millis(200);
 
 /// SHA-256 of the instruction's canonical protobuf encoding.
+/// The signature and its time are left out: a retry signed again is the same instruction.
 pub fn fingerprint(instruction: &PaymentInstruction) -> Fingerprint {
-    let encoded = wire::PaymentInstruction::from(instruction).encode_to_vec();
+    let mut canonical = wire::PaymentInstruction::from(instruction);
+    canonical.signed_at = None;
+    canonical.signature = Vec::new();
+    let encoded = canonical.encode_to_vec();
     let digest = ring::digest::digest(&ring::digest::SHA256, &encoded);
     let mut fingerprint = [0; 32];
     fingerprint.copy_from_slice(digest.as_ref());
@@ -137,6 +158,7 @@ impl Router {
             coordinator: Arc::new(Coordinator::new(ledgers, settings.prepare_timeout, settings.decision_attempts_max)),
             feed: FeedWriter::new(Arc::clone(&storage.feed), jurisdictions),
             feed_signer: None,
+            participant_rate: None,
             network,
             storage,
             in_flight: Semaphore::new(settings.in_flight_max),
@@ -174,6 +196,28 @@ impl Router {
         &self.coordinator
     }
 
+    /// Limits each participant to `per_second` requests sustained, `burst` at once.
+    pub fn with_participant_rate(mut self, per_second: NonZeroU32, burst: NonZeroU32) -> Self {
+        let quota = governor::Quota::per_second(per_second).allow_burst(burst);
+        self.participant_rate =
+            Some(ParticipantRateLimiter { limiter: governor::RateLimiter::keyed(quota), per_second });
+        self
+    }
+
+    /// A request from `participant` within its rate, or RESOURCE_EXHAUSTED. Checked before
+    /// anything is stored or priced.
+    fn admit(&self, participant: &ParticipantId) -> Result<(), SubmitError> {
+        let Some(rate) = &self.participant_rate else { return Ok(()) };
+        rate.limiter.check_key(participant).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+            SubmitError::Overloaded(format!(
+                "participant `{participant}` is above its rate of {} requests/s; retry in {} ms",
+                rate.per_second,
+                wait.as_millis().max(1)
+            ))
+        })
+    }
+
     /// Signs this router's feed checkpoints with `signer`.
     pub fn with_feed_signer(mut self, signer: Arc<FeedSigner>) -> Self {
         self.feed_signer = Some(signer);
@@ -192,7 +236,9 @@ impl Router {
     /// Runs one instruction through the pipeline and returns its final receipt.
     pub async fn submit(&self, instruction: PaymentInstruction) -> Result<wire::Payment, SubmitError> {
         let started = Instant::now();
+        self.admit(&instruction.participant)?;
         self.check_against_network(&instruction.quote_request())?;
+        self.check_signature(&instruction)?;
         if let Some(quote) = instruction.quote {
             self.check_quote_owner(quote, &instruction).await?;
         }
@@ -440,8 +486,33 @@ impl Router {
         }
     }
 
+    /// A participant with a registered key must sign its instructions (schemas/SIGNATURES.md),
+    /// within the network's window of its own clock; the signature binds the idempotency key, so
+    /// a replay is answered with the first outcome and a replay after the window is refused.
+    fn check_signature(&self, instruction: &PaymentInstruction) -> Result<(), SubmitError> {
+        let Some(key) = self.network.participants.get(&instruction.participant).and_then(|p| p.signing_key.as_ref())
+        else {
+            return Ok(());
+        };
+        key.verify(instruction, self.clock.now(), self.network.signature_window).map_err(|error| match error {
+            SignatureError::Missing => SubmitError::Unauthenticated(format!(
+                "participant `{}` signs its instructions: `signature` and `signed_at` are required",
+                instruction.participant
+            )),
+            SignatureError::Malformed { reason } => SubmitError::InvalidArgument(FieldError::new("signature", reason)),
+            SignatureError::Invalid => SubmitError::Unauthenticated(format!(
+                "the signature does not verify with participant `{}`'s key",
+                instruction.participant
+            )),
+            outside @ SignatureError::OutsideWindow { .. } => {
+                SubmitError::Unauthenticated(format!("{outside}; sign it again with the current time"))
+            }
+        })
+    }
+
     /// Prices `request` now and locks the price for `fx.quote_ttl`.
     pub async fn quote(&self, request: QuoteRequest) -> Result<LockedQuote, QuoteError> {
+        self.admit(&request.participant)?;
         self.check_against_network(&request)?;
         let now = self.clock.now();
         let plan = route::plan(&self.network, &request, now).map_err(QuoteError::Unpriceable)?;
@@ -592,3 +663,6 @@ fn liquidity_or(reason: PaymentReason, legs: &[crate::payment::Leg], payer_ledge
         reason
     }
 }
+
+#[cfg(test)]
+mod tests;

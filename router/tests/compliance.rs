@@ -285,6 +285,8 @@ fn instruction(
         quote_id: String::new(),
         originator,
         beneficiary,
+        signed_at: None,
+        signature: Vec::new(),
     }
 }
 

@@ -190,6 +190,8 @@ fn instruction(index: usize, rng: &mut StdRng) -> wire::PaymentInstruction {
         quote_id: String::new(),
         originator: None,
         beneficiary: None,
+        signed_at: None,
+        signature: Vec::new(),
     }
 }
 

@@ -305,6 +305,8 @@ fn paying(quote: &wire::Quote, key: &str) -> wire::PaymentInstruction {
         quote_id: quote.quote_id.clone(),
         originator: None,
         beneficiary: None,
+        signed_at: None,
+        signature: Vec::new(),
     }
 }
 
@@ -328,6 +330,8 @@ fn unquoted(
         quote_id: String::new(),
         originator: None,
         beneficiary: None,
+        signed_at: None,
+        signature: Vec::new(),
     }
 }
 

@@ -140,6 +140,8 @@ fn instruction(key: &str, payer: &str, payee: &str, currency: &str, amount: &str
         quote_id: String::new(),
         originator: None,
         beneficiary: None,
+        signed_at: None,
+        signature: Vec::new(),
     }
 }
 

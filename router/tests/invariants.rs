@@ -298,6 +298,8 @@ fn instruction(index: usize, spec: &PaymentSpec, network: &Network) -> Option<Pa
         quote: None,
         originator: None,
         beneficiary: None,
+        signed_at: None,
+        signature: None,
     })
 }
 

@@ -431,6 +431,8 @@ fn instruction(request: &QuoteRequest, key: &str, quote: Option<&LockedQuote>) -
         quote: quote.map(|quote| quote.id),
         originator: None,
         beneficiary: None,
+        signed_at: None,
+        signature: None,
     }
 }
 

@@ -12,6 +12,7 @@ pub mod identifier;
 pub mod money;
 pub mod party;
 pub mod payment;
+pub mod signature;
 pub mod wire;
 
 pub use address::{AccountName, Address, AddressError, LedgerId};
@@ -21,3 +22,4 @@ pub use identifier::{IdempotencyKey, IdentifierError, Jurisdiction, ParticipantI
 pub use money::{Money, MoneyError};
 pub use party::Party;
 pub use payment::{FixedSide, PaymentId, PaymentInstruction, PaymentStatus, QuoteId, QuoteRequest};
+pub use signature::{ParticipantKey, ParticipantKeyError, SignatureError};

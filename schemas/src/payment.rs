@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::{Duration, SystemTime};
 
 use crate::address::Address;
 use crate::currency::Currency;
@@ -131,6 +132,11 @@ pub struct PaymentInstruction {
     /// Who pays and who is paid, for compliance.
     pub originator: Option<Party>,
     pub beneficiary: Option<Party>,
+    /// When the participant signed it; set exactly when `signature` is.
+    pub signed_at: Option<SystemTime>,
+    /// The participant's detached Ed25519 signature over the canonical encoding of the fields
+    /// above and `signed_at` ([`crate::signature`] makes and checks it).
+    pub signature: Option<[u8; 64]>,
 }
 
 /// A request for a locked quote: the priced part of a payment instruction.
@@ -145,6 +151,33 @@ pub struct QuoteRequest {
 
 impl PaymentInstruction {
     pub const REFERENCE_CHARS_MAX: usize = 140;
+    /// The latest `signed_at` accepted: 9999-12-31T23:59:59Z, so its milliseconds fit any encoding.
+    pub const SIGNED_AT_SECONDS_MAX: i64 = 253_402_300_799;
+}
+
+/// A wire timestamp as a time at or after the Unix epoch, or why not.
+fn signed_at_time(timestamp: prost_types::Timestamp) -> Result<SystemTime, FieldError> {
+    let invalid = |reason: String| FieldError::new("signed_at", reason);
+    let nanos = u32::try_from(timestamp.nanos)
+        .ok()
+        .filter(|nanos| *nanos < 1_000_000_000)
+        .ok_or_else(|| invalid(format!("has nanos {}; allowed are 0 to 999999999", timestamp.nanos)))?;
+    let seconds = u64::try_from(timestamp.seconds)
+        .map_err(|_| invalid(format!("is {} seconds before the Unix epoch", timestamp.seconds.unsigned_abs())))?;
+    if timestamp.seconds > PaymentInstruction::SIGNED_AT_SECONDS_MAX {
+        return Err(invalid(format!("is {} seconds after the Unix epoch, past the year 9999", timestamp.seconds)));
+    }
+    Ok(SystemTime::UNIX_EPOCH + Duration::new(seconds, nanos))
+}
+
+/// Non-empty bytes as an Ed25519 signature.
+fn signature_bytes(bytes: &[u8]) -> Result<Option<[u8; 64]>, FieldError> {
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    <[u8; 64]>::try_from(bytes)
+        .map(Some)
+        .map_err(|_| FieldError::new("signature", format!("has {} bytes; an Ed25519 signature has 64", bytes.len())))
 }
 
 impl TryFrom<wire::Money> for Money {
@@ -228,6 +261,13 @@ impl TryFrom<wire::PaymentInstruction> for PaymentInstruction {
         };
         let originator = party(instruction.originator, "originator")?;
         let beneficiary = party(instruction.beneficiary, "beneficiary")?;
+        let signed_at = instruction.signed_at.map(signed_at_time).transpose()?;
+        let signature = signature_bytes(&instruction.signature)?;
+        match (signed_at, signature) {
+            (Some(_), None) => return Err(FieldError::new("signature", "is required when signed_at is set")),
+            (None, Some(_)) => return Err(FieldError::new("signed_at", "is required with a signature")),
+            _ => {}
+        }
         Ok(Self {
             participant,
             idempotency_key,
@@ -239,6 +279,8 @@ impl TryFrom<wire::PaymentInstruction> for PaymentInstruction {
             quote,
             originator,
             beneficiary,
+            signed_at,
+            signature,
         })
     }
 }
@@ -259,6 +301,8 @@ impl PaymentInstruction {
 impl From<&PaymentInstruction> for wire::PaymentInstruction {
     /// The canonical wire form: amounts normalised to the currency's minor units, so two
     /// instructions that mean the same encode the same (the idempotency fingerprint relies on it).
+    /// `signed_at` and `signature` are carried as they are: a fingerprint that must not change when
+    /// the same instruction is signed again clears them first.
     fn from(instruction: &PaymentInstruction) -> Self {
         wire::PaymentInstruction {
             participant_id: instruction.participant.to_string(),
@@ -271,6 +315,8 @@ impl From<&PaymentInstruction> for wire::PaymentInstruction {
             quote_id: instruction.quote.map(|quote| quote.to_string()).unwrap_or_default(),
             originator: instruction.originator.as_ref().map(wire::Party::from),
             beneficiary: instruction.beneficiary.as_ref().map(wire::Party::from),
+            signed_at: instruction.signed_at.map(prost_types::Timestamp::from),
+            signature: instruction.signature.map(|signature| signature.to_vec()).unwrap_or_default(),
         }
     }
 }
@@ -291,6 +337,22 @@ mod tests {
             quote_id: String::new(),
             originator: None,
             beneficiary: None,
+            signed_at: None,
+            signature: Vec::new(),
+        }
+    }
+
+    /// Gives the instruction a signing time and a signature (of the right length only).
+    fn sign(instruction: &mut wire::PaymentInstruction) {
+        instruction.signed_at = Some(prost_types::Timestamp { seconds: 1_767_225_600, nanos: 0 });
+        instruction.signature = vec![7; 64];
+    }
+
+    /// `edit` after `sign`.
+    fn signed(edit: impl FnOnce(&mut wire::PaymentInstruction)) -> impl FnOnce(&mut wire::PaymentInstruction) {
+        move |instruction| {
+            sign(instruction);
+            edit(instruction);
         }
     }
 
@@ -343,6 +405,33 @@ mod tests {
             |i| i.originator = Some(wire::Party { date_of_birth: "1990-02-30".into(), ..wire::Party::default() }),
             Err(("originator.date_of_birth", "not a date")),
         );
+        check(sign, Ok(()));
+        check(signed(|i| i.signature = vec![7; 63]), Err(("signature", "has 63 bytes")));
+        check(signed(|i| i.signature = vec![7; 65]), Err(("signature", "has 65 bytes")));
+        check(signed(|i| i.signature.clear()), Err(("signature", "is required")));
+        check(signed(|i| i.signed_at = None), Err(("signed_at", "is required")));
+        let at = |seconds, nanos| Some(prost_types::Timestamp { seconds, nanos });
+        check(signed(|i| i.signed_at = at(-1, 0)), Err(("signed_at", "before the Unix epoch")));
+        check(signed(|i| i.signed_at = at(0, -1)), Err(("signed_at", "nanos -1")));
+        check(signed(|i| i.signed_at = at(0, 1_000_000_000)), Err(("signed_at", "nanos")));
+        check(signed(|i| i.signed_at = at(0, 999_999_999)), Ok(()));
+        let last = PaymentInstruction::SIGNED_AT_SECONDS_MAX;
+        check(signed(|i| i.signed_at = at(last, 0)), Ok(()));
+        check(signed(|i| i.signed_at = at(last + 1, 0)), Err(("signed_at", "year 9999")));
+    }
+
+    #[test]
+    fn an_instruction_survives_the_wire_with_its_signature() {
+        let mut wire = valid();
+        sign(&mut wire);
+        wire.signed_at = Some(prost_types::Timestamp { seconds: 1_767_225_600, nanos: 123_456_789 });
+        let instruction = PaymentInstruction::try_from(wire.clone()).unwrap();
+        assert_eq!(instruction.signature, Some([7; 64]));
+        assert_eq!(instruction.signed_at, Some(SystemTime::UNIX_EPOCH + Duration::new(1_767_225_600, 123_456_789)));
+        assert_eq!(wire::PaymentInstruction::from(&instruction), wire);
+        let unsigned = PaymentInstruction::try_from(valid()).unwrap();
+        assert_eq!((unsigned.signed_at, unsigned.signature), (None, None));
+        assert_eq!(wire::PaymentInstruction::from(&unsigned), valid());
     }
 
     #[test]

@@ -106,6 +106,8 @@ fn pay(key: &str, payee: &str, amount: &str) -> PaymentInstruction {
         quote: None,
         originator: None,
         beneficiary: None,
+        signed_at: None,
+        signature: None,
     }
 }
 
