@@ -1015,7 +1015,12 @@ async fn regulator_feeds(
     surprises: &mut Vec<String>,
 ) -> anyhow::Result<()> {
     if let Some(signer) = router.feed_signer() {
-        crate::feed::checkpoint_once(router.feed().store().as_ref(), signer, unix_ms_now()).await?;
+        crate::feed::checkpoint_once(
+            router.feed().store().as_ref(),
+            signer,
+            crate::storage::unix_ms(std::time::SystemTime::now()),
+        )
+        .await?;
     }
     // What the receipts say each feed must hold: every final payment, in every jurisdiction it touched.
     let mut expected: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
@@ -1131,12 +1136,6 @@ async fn regulator_feeds(
         println!("{first}\n");
     }
     Ok(())
-}
-
-fn unix_ms_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Retries some settled payments' keys: each must return the first payment, and the same key

@@ -142,22 +142,6 @@ pub async fn checkpoint_once(feed: &dyn FeedStore, signer: &FeedSigner, now_ms: 
     Ok(saved)
 }
 
-/// [`checkpoint_once`] as an associated function, the name the feed's design notes use; the two
-/// are the same pass.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Checkpointer;
-
-impl Checkpointer {
-    /// [`checkpoint_once`].
-    pub async fn checkpoint_once(
-        feed: &dyn FeedStore,
-        signer: &FeedSigner,
-        now_ms: u64,
-    ) -> Result<usize, StorageError> {
-        checkpoint_once(feed, signer, now_ms).await
-    }
-}
-
 /// Runs [`checkpoint_once`] now and then every `interval`, on the system clock, until the task is
 /// aborted. Errors are logged and the next interval tries again.
 pub fn spawn_checkpointer(feed: Arc<dyn FeedStore>, signer: Arc<FeedSigner>, interval: Duration) -> JoinHandle<()> {
@@ -287,19 +271,15 @@ mod tests {
         let feed: &dyn FeedStore = &store;
         let (hk, th) = (Jurisdiction::new("HK").unwrap(), Jurisdiction::new("TH").unwrap());
         let (signer, _) = FeedSigner::generate().unwrap();
-        assert_eq!(Checkpointer::checkpoint_once(feed, &signer, 10).await.unwrap(), 0, "signed an empty feed");
+        assert_eq!(checkpoint_once(feed, &signer, 10).await.unwrap(), 0, "signed an empty feed");
         let entry = |tag: &str| feed_entry(FeedKind::Screening, tag);
         feed.append(vec![(hk.clone(), entry("1")), (th.clone(), entry("2")), (hk.clone(), entry("3"))], 1)
             .await
             .unwrap();
-        assert_eq!(Checkpointer::checkpoint_once(feed, &signer, 20).await.unwrap(), 2);
-        assert_eq!(
-            Checkpointer::checkpoint_once(feed, &signer, 30).await.unwrap(),
-            0,
-            "signed heads that did not grow"
-        );
+        assert_eq!(checkpoint_once(feed, &signer, 20).await.unwrap(), 2);
+        assert_eq!(checkpoint_once(feed, &signer, 30).await.unwrap(), 0, "signed heads that did not grow");
         let grown = feed.append(vec![(hk.clone(), entry("4"))], 2).await.unwrap();
-        assert_eq!(Checkpointer::checkpoint_once(feed, &signer, 40).await.unwrap(), 1);
+        assert_eq!(checkpoint_once(feed, &signer, 40).await.unwrap(), 1);
 
         let hk_checkpoints = feed.checkpoints(&hk).await.unwrap();
         let signed: Vec<(u64, u64)> = hk_checkpoints.iter().map(|c| (c.sequence, c.signed_at_ms)).collect();
@@ -324,10 +304,10 @@ mod tests {
         let records = feed.append(vec![(hk.clone(), feed_entry(FeedKind::Outcome, "x"))], 1).await.unwrap();
         // A checkpoint of another chain at the same sequence, and one beyond the head.
         feed.save_checkpoint(&signer.sign(&hk, 1, records[0].previous_hash, 5)).await.unwrap();
-        assert_eq!(Checkpointer::checkpoint_once(feed, &signer, 10).await.unwrap(), 0);
+        assert_eq!(checkpoint_once(feed, &signer, 10).await.unwrap(), 0);
         feed.save_checkpoint(&signer.sign(&hk, 2, records[0].hash, 6)).await.unwrap();
         feed.append(vec![(hk.clone(), feed_entry(FeedKind::Outcome, "y"))], 2).await.unwrap();
-        assert_eq!(Checkpointer::checkpoint_once(feed, &signer, 20).await.unwrap(), 0);
+        assert_eq!(checkpoint_once(feed, &signer, 20).await.unwrap(), 0);
         drop(store);
         std::fs::remove_dir_all(directory).unwrap();
     }

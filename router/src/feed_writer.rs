@@ -22,7 +22,7 @@ use corridor_compliance::feed::{DecisionOutcome, FeedDecision, FeedEntry, FeedKi
 use corridor_schemas::wire::v1 as wire;
 use corridor_schemas::{Jurisdiction, LedgerId};
 
-use crate::storage::{FeedStore, StorageError};
+use crate::storage::{FeedStore, StorageError, unix_ms};
 
 /// Appends receipts to the feed.
 #[derive(Clone)]
@@ -102,10 +102,6 @@ pub fn entry_of(kind: FeedKind, receipt: &wire::Payment) -> FeedEntry {
         status: if outcome { status_name(receipt.status) } else { None },
         reason_code: if outcome { receipt.reason.as_ref().map(|reason| reason.code.clone()) } else { None },
     }
-}
-
-fn unix_ms(time: SystemTime) -> u64 {
-    time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl FeedWriter {
