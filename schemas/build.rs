@@ -27,6 +27,7 @@ fn compile_protos(out_dir: &std::path::Path) -> Result<(), Box<dyn std::error::E
         "proto/corridor/v1/fx.proto",
         "proto/corridor/v1/compliance.proto",
         "proto/corridor/v1/ledger.proto",
+        "proto/corridor/v1/operator.proto",
     ];
     let well_known_types = well_known_types.to_str().ok_or("protoc include path is not UTF-8")?.to_owned();
     tonic_prost_build::configure()

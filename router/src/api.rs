@@ -9,6 +9,7 @@ use corridor_schemas::wire::v1::payment_service_server::PaymentService;
 use corridor_schemas::{FieldError, ParticipantId, PaymentId, PaymentInstruction};
 use tonic::{Request, Response, Status};
 
+use crate::authz::{Call, Caller, authorize};
 use crate::pipeline::{Router, SubmitError};
 
 /// Largest page `ListPayments` returns, and the size used when the client asks for none.
@@ -48,12 +49,14 @@ impl PaymentService for PaymentApi {
         &self,
         request: Request<wire::SubmitPaymentRequest>,
     ) -> Result<Response<wire::SubmitPaymentResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let instruction = request
             .into_inner()
             .instruction
             .ok_or_else(|| invalid_argument(FieldError::new("instruction", "is required")))?;
         let instruction =
             PaymentInstruction::try_from(instruction).map_err(|error| invalid_argument(error.within("instruction")))?;
+        authorize(&caller, Call::SubmitPayment { participant: &instruction.participant })?;
         let payment = self.router.submit(instruction).await?;
         Ok(Response::new(wire::SubmitPaymentResponse { payment: Some(payment) }))
     }
@@ -62,6 +65,7 @@ impl PaymentService for PaymentApi {
         &self,
         request: Request<wire::GetPaymentRequest>,
     ) -> Result<Response<wire::GetPaymentResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let payment_id = request.into_inner().payment_id;
         let id: PaymentId =
             payment_id.parse().map_err(|reason: String| invalid_argument(FieldError::new("payment_id", reason)))?;
@@ -73,6 +77,9 @@ impl PaymentService for PaymentApi {
             .await
             .map_err(|error| Status::unavailable(error.to_string()))?
             .ok_or_else(|| Status::not_found(format!("no payment with id {id}")))?;
+        let owner = ParticipantId::new(payment.participant_id.clone())
+            .map_err(|error| Status::internal(format!("stored payment {id} names no valid participant: {error}")))?;
+        authorize(&caller, Call::ReadPayment { owner: &owner })?;
         Ok(Response::new(wire::GetPaymentResponse { payment: Some(payment) }))
     }
 
@@ -80,13 +87,20 @@ impl PaymentService for PaymentApi {
         &self,
         request: Request<wire::ListPaymentsRequest>,
     ) -> Result<Response<wire::ListPaymentsResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let participant = match request.participant_id.as_str() {
+        // A participant that names nobody lists its own payments.
+        let participant_id = match (request.participant_id.as_str(), caller.participant_id()) {
+            ("", Some(own)) => own.to_owned(),
+            (named, _) => named.to_owned(),
+        };
+        let participant = match participant_id.as_str() {
             "" => None,
             id => Some(
                 ParticipantId::new(id).map_err(|error| invalid_argument(FieldError::new("participant_id", error)))?,
             ),
         };
+        authorize(&caller, Call::ListPayments { participant: participant.as_ref() })?;
         let page_size = match request.page_size {
             0 => PAGE_SIZE_DEFAULT,
             size if size <= PAGE_SIZE_MAX => size,

@@ -17,6 +17,10 @@ use serde::Deserialize;
 pub struct Config {
     #[serde(default)]
     pub server: ServerConfig,
+    /// The router's certificate, key, and the network CA's certificate and CRL (`corridor pki`).
+    /// Required by `corridor serve` unless it runs with `--insecure-dev`.
+    #[serde(default)]
+    pub tls: Option<crate::transport::TlsFiles>,
     #[serde(default)]
     pub settlement: SettlementConfig,
     #[serde(default)]
@@ -597,6 +601,11 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(tls) = &self.tls
+            && tls.crl.is_none()
+        {
+            return Err(ConfigError::new("tls.crl", "is required: the router honours the CA's revocation list"));
+        }
         if self.ledgers.is_empty() {
             return Err(ConfigError::new("ledgers", "at least one ledger is needed"));
         }

@@ -26,7 +26,7 @@ const RESTART_COMMAND_POLL_MS: u64 = 50;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConformanceOptions {
-    /// The adapter's gRPC address, e.g. http://127.0.0.1:50061.
+    /// The adapter's gRPC address, e.g. 127.0.0.1:50061.
     #[arg(long)]
     pub ledger: String,
     /// The two accounts funded for the kit, A (with at least four times the amount available) then
@@ -40,6 +40,10 @@ pub struct ConformanceOptions {
     /// "state survives an adapter restart".
     #[arg(long)]
     pub restart_command: Option<String>,
+    /// A router certificate (the ledger protocol answers only the router) and the CA; or
+    /// --insecure-dev for a node serving plain text.
+    #[command(flatten)]
+    pub tls: crate::transport::TlsArgs,
 }
 
 /// Restarts the adapter by running a shell command.
@@ -84,7 +88,10 @@ pub async fn run(options: ConformanceOptions) -> anyhow::Result<ExitCode> {
     let account_a = AccountName::new(account_a.as_str()).with_context(|| format!("--account {account_a}"))?;
     let account_b = AccountName::new(account_b.as_str()).with_context(|| format!("--account {account_b}"))?;
     let fixture = ConformanceFixture { account_a, account_b, amount_minor: options.amount_minor };
-    let ledger = RemoteLedger::connect_lazy(&options.ledger)?;
+    let security = crate::transport::ClientSecurity::from_files(options.tls.files(false)?.as_ref())?;
+    let endpoint = security.endpoint(&options.ledger).with_context(|| format!("--ledger {}", options.ledger))?;
+    let ledger =
+        RemoteLedger::connect_lazy_at(endpoint, corridor_ledger_adapters::remote::RemoteLedgerSettings::default());
     let restart = options.restart_command.clone().map(|command| ShellRestart { command });
 
     let report = conformance::run(&ledger, &fixture, restart.as_ref().map(|hook| hook as &dyn RestartHook)).await;

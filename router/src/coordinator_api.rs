@@ -12,6 +12,8 @@ use corridor_schemas::wire::v1 as wire;
 use corridor_schemas::wire::v1::transaction_coordinator_server::TransactionCoordinator;
 use tonic::{Request, Response, Status};
 
+use crate::authz::{Call, Caller, authorize};
+
 use crate::storage::{Decision, Journal};
 
 /// Most transactions one ResolveTransaction call may ask about.
@@ -33,7 +35,9 @@ impl TransactionCoordinator for CoordinatorApi {
         &self,
         request: Request<wire::ResolveTransactionRequest>,
     ) -> Result<Response<wire::ResolveTransactionResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
+        authorize(&caller, Call::Coordinate { ledger: &request.ledger_id })?;
         if request.transaction_ids.len() > RESOLVE_BATCH_MAX {
             return Err(Status::invalid_argument(format!(
                 "transaction_ids: {} ids; at most {RESOLVE_BATCH_MAX} per call",

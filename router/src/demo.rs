@@ -32,6 +32,9 @@ use rand::{RngExt, SeedableRng};
 use rust_decimal::Decimal;
 use tonic::transport::Channel;
 
+mod parties;
+
+use self::parties::Parties;
 use crate::config::{Config, Role, StorageBackend, StorageConfig};
 use crate::network::Network;
 use crate::pipeline::Router;
@@ -65,6 +68,11 @@ pub struct DemoOptions {
     /// With `--storage postgres`.
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
+    /// Plain-text gRPC and unsigned instructions, as `corridor serve --insecure-dev`. By default
+    /// the demo creates a CA for the run, gives every party its own certificate (mTLS) and every
+    /// participant a signing key.
+    #[arg(long)]
+    pub insecure_dev: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -158,6 +166,13 @@ impl Observed {
             Observed::Refused(code) => ("refused by the API".into(), code.clone()),
         }
     }
+}
+
+/// One connection of a participant: its payment and FX clients.
+#[derive(Clone)]
+struct Sender {
+    payments: PaymentServiceClient<Channel>,
+    fx: FxServiceClient<Channel>,
 }
 
 struct Job {
@@ -520,21 +535,40 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
             Some(database)
         }
     };
+    let (mut parties, server_security) = if options.insecure_dev {
+        eprintln!("warning: --insecure-dev: plain-text gRPC, no certificates, unsigned instructions");
+        Parties::insecure()
+    } else {
+        Parties::secure(&mut config, &data_dir.join("pki")).context("cannot set up the demo's PKI")?
+    };
     let storage = open_storage(&config.storage).await.context("cannot open the demo's store")?;
     let network = Network::embedded(&config, "demo desk quotes (ops/config/network.toml)")?;
     let catalogue = Catalogue::new(&config, &network)?;
-    let router = router_over(network, storage, &config)?;
-    let running = server::start(Arc::clone(&router), "127.0.0.1:0".parse()?).await?;
-    let endpoint = format!("http://{}", running.local_addr);
+    let router = router_over(network, storage, &config, &server_security)?;
+    let running = server::start(Arc::clone(&router), "127.0.0.1:0".parse()?, Arc::new(server_security)).await?;
+    parties.set_address(running.local_addr.to_string());
+    let endpoint = if parties.is_secure() {
+        format!("https://{} (mTLS: a certificate per party, signed instructions)", running.local_addr)
+    } else {
+        format!("http://{} (plain text, --insecure-dev)", running.local_addr)
+    };
     print_network(&config, &endpoint);
 
-    let mut clients = Vec::with_capacity(options.connections);
-    let mut fx_clients = Vec::with_capacity(options.connections);
-    for _ in 0..options.connections {
-        let channel = Channel::from_shared(endpoint.clone())?.connect().await?;
-        clients.push(PaymentServiceClient::new(channel.clone()));
-        fx_clients.push(FxServiceClient::new(channel));
+    // Each participant pays over its own connections (its own certificate).
+    let mut senders: HashMap<String, Vec<Sender>> = HashMap::new();
+    for participant in &config.participants {
+        let mut connections = Vec::with_capacity(options.connections);
+        for _ in 0..options.connections {
+            let channel = parties.connect(participant.id.as_str()).await?;
+            connections.push(Sender {
+                payments: PaymentServiceClient::new(channel.clone()),
+                fx: FxServiceClient::new(channel),
+            });
+        }
+        senders.insert(participant.id.to_string(), connections);
     }
+    let senders = Arc::new(senders);
+    let parties = Arc::new(parties);
 
     let jobs = generate(&catalogue, options.payments, options.seed, &run);
     let progress = ProgressBar::new(u64::try_from(jobs.len()).unwrap_or(u64::MAX));
@@ -548,14 +582,27 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut quote_histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut outcomes = Vec::with_capacity(jobs.len());
-    let pool = clients.clone();
-    let fx_pool = fx_clients.clone();
+    let pool = Arc::clone(&senders);
+    let signers = Arc::clone(&parties);
     let mut results = futures::stream::iter(jobs.into_iter().enumerate())
         .map(move |(index, job)| {
-            let mut client = pool[index % pool.len()].clone();
-            let mut fx = fx_pool[index % fx_pool.len()].clone();
+            let sender =
+                pool.get(&job.instruction.participant_id).map(|connections| &connections[index % connections.len()]);
+            let sender = sender.cloned();
+            let signers = Arc::clone(&signers);
             async move {
                 let Job { kind, mut instruction } = job;
+                let Some(Sender { payments: mut client, mut fx }) = sender else {
+                    let observed = Observed::Refused(format!("no connection for `{}`", instruction.participant_id));
+                    return Outcome {
+                        kind,
+                        instruction,
+                        observed,
+                        payment: None,
+                        latency: Duration::ZERO,
+                        quote: None,
+                    };
+                };
                 let mut quote = None;
                 if kind == Kind::Quoted {
                     let asked = Instant::now();
@@ -580,6 +627,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
                         }
                     }
                 }
+                signers.sign(&mut instruction);
                 let sent = Instant::now();
                 let result =
                     client.submit_payment(wire::SubmitPaymentRequest { instruction: Some(instruction.clone()) }).await;
@@ -605,12 +653,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
     print_corridors(&outcomes);
     print_multi_hop_example(&outcomes);
     print_performance(&outcomes, &histogram, &quote_histogram, elapsed, &options);
-    check_quotes(&mut clients[0], &outcomes, &mut surprises).await;
-    check_idempotency(&mut clients[0], &outcomes, &mut surprises).await;
-    let review_channel = Channel::from_shared(endpoint.clone())?.connect().await?;
-    review_held(review_channel.clone(), &config, &mut surprises).await?;
-    regulator_feeds(review_channel, &config, &router, &mut clients[0], &mut surprises).await?;
-    reconcile(&config, &router, &mut clients[0], &mut surprises).await?;
+    check_quotes(&senders, &parties, &outcomes, &mut surprises).await;
+    check_idempotency(&senders, &parties, &outcomes, &mut surprises).await;
+    review_held(&parties, &config, &mut surprises).await?;
+    let mut operator = PaymentServiceClient::new(parties.connect(crate::pki::OPERATOR_PARTY).await?);
+    regulator_feeds(&parties, &config, &router, &mut operator, &mut surprises).await?;
+    reconcile(&config, &router, &mut operator, &mut surprises).await?;
     running.stop().await?;
     drop(router);
     let _left_for_the_os = std::fs::remove_dir_all(&data_dir);
@@ -881,7 +929,12 @@ fn print_multi_hop_example(outcomes: &[Outcome]) {
 
 /// Every quoted payment that settled must have settled at exactly its quote; a used quote must be
 /// refused to a second payment, and to another participant.
-async fn check_quotes(client: &mut PaymentServiceClient<Channel>, outcomes: &[Outcome], surprises: &mut Vec<String>) {
+async fn check_quotes(
+    senders: &HashMap<String, Vec<Sender>>,
+    parties: &Parties,
+    outcomes: &[Outcome],
+    surprises: &mut Vec<String>,
+) {
     const REUSES_MAX: usize = 20;
     let quoted: Vec<(&Outcome, &wire::Quote)> =
         outcomes.iter().filter_map(|o| o.quote.as_ref().map(|(quote, _)| (o, quote))).collect();
@@ -910,6 +963,8 @@ async fn check_quotes(client: &mut PaymentServiceClient<Channel>, outcomes: &[Ou
         tried += 1;
         let mut again = outcome.instruction.clone();
         again.idempotency_key.push_str("-again");
+        parties.sign(&mut again);
+        let Some(mut client) = payments_of(senders, &again.participant_id) else { continue };
         match observe(client.submit_payment(wire::SubmitPaymentRequest { instruction: Some(again.clone()) }).await) {
             (Observed::Rejected(code), _) if code == "QUOTE_ALREADY_USED" => reused += 1,
             other => surprises.push(format!("a second payment with quote {} gave {:?}", again.quote_id, other.0)),
@@ -917,6 +972,8 @@ async fn check_quotes(client: &mut PaymentServiceClient<Channel>, outcomes: &[Ou
         let mut other_bank = again;
         other_bank.participant_id = "lp-alpha".into();
         other_bank.idempotency_key.push_str("-stolen");
+        parties.sign(&mut other_bank);
+        let Some(mut client) = payments_of(senders, &other_bank.participant_id) else { continue };
         match client.submit_payment(wire::SubmitPaymentRequest { instruction: Some(other_bank.clone()) }).await {
             Err(status) if status.code() == tonic::Code::PermissionDenied => stolen += 1,
             other => {
@@ -945,14 +1002,19 @@ async fn check_quotes(client: &mut PaymentServiceClient<Channel>, outcomes: &[Ou
     println!("{quotes}\n");
 }
 
+/// A payment client of `participant`'s own connections.
+fn payments_of(senders: &HashMap<String, Vec<Sender>>, participant: &str) -> Option<PaymentServiceClient<Channel>> {
+    senders.get(participant).and_then(|connections| connections.first()).map(|sender| sender.payments.clone())
+}
+
 /// Every officer reviews the payments held for its jurisdiction: the demo approves one in two
 /// and rejects the others (each jurisdiction holding a payment gives the same verdict). Approved
 /// ones must then settle, rejected ones end REJECTED.
-async fn review_held(channel: Channel, config: &Config, surprises: &mut Vec<String>) -> anyhow::Result<()> {
-    let mut review = ComplianceReviewClient::new(channel);
+async fn review_held(parties: &Parties, config: &Config, surprises: &mut Vec<String>) -> anyhow::Result<()> {
     let mut verdicts: BTreeMap<String, bool> = BTreeMap::new();
     let mut finals: BTreeMap<String, wire::Payment> = BTreeMap::new();
     for officer in &config.compliance_officers {
+        let mut review = ComplianceReviewClient::new(parties.connect(officer.id.as_str()).await?);
         let held = review
             .list_held_payments(wire::ListHeldPaymentsRequest { officer_id: officer.id.to_string() })
             .await?
@@ -1008,7 +1070,7 @@ async fn review_held(channel: Channel, config: &Config, surprises: &mut Vec<Stri
 /// jurisdictions it touched), and an offline verification of each export against the router's
 /// public key.
 async fn regulator_feeds(
-    channel: Channel,
+    parties: &Parties,
     config: &Config,
     router: &Router,
     payments: &mut PaymentServiceClient<Channel>,
@@ -1059,7 +1121,7 @@ async fn regulator_feeds(
     ]);
     let mut sample: Option<(String, Vec<corridor_compliance::feed::FeedRecord>)> = None;
     for regulator in &config.regulators {
-        let client = ComplianceFeedClient::new(channel.clone());
+        let client = ComplianceFeedClient::new(parties.connect(regulator.id.as_str()).await?);
         let export = crate::feed_command::export_feed(client, regulator.id.as_str()).await?;
         let lines = corridor_compliance::feed::parse_lines(&export.text)?;
         let key: corridor_compliance::feed::FeedPublicKey =
@@ -1141,7 +1203,8 @@ async fn regulator_feeds(
 /// Retries some settled payments' keys: each must return the first payment, and the same key
 /// with another amount must be refused with ALREADY_EXISTS.
 async fn check_idempotency(
-    client: &mut PaymentServiceClient<Channel>,
+    senders: &HashMap<String, Vec<Sender>>,
+    parties: &Parties,
     outcomes: &[Outcome],
     surprises: &mut Vec<String>,
 ) {
@@ -1151,6 +1214,7 @@ async fn check_idempotency(
     let (mut replayed, mut conflicting) = (0, 0);
     for outcome in &settled {
         let first_id = outcome.payment.as_ref().map(|p| p.payment_id.clone()).unwrap_or_default();
+        let Some(mut client) = payments_of(senders, &outcome.instruction.participant_id) else { continue };
         let retry =
             client.submit_payment(wire::SubmitPaymentRequest { instruction: Some(outcome.instruction.clone()) }).await;
         match observe(retry) {
@@ -1159,6 +1223,7 @@ async fn check_idempotency(
         }
         let mut changed = outcome.instruction.clone();
         changed.reference.push_str(" (changed)");
+        parties.sign(&mut changed);
         match client.submit_payment(wire::SubmitPaymentRequest { instruction: Some(changed) }).await {
             Err(status) if status.code() == tonic::Code::AlreadyExists => conflicting += 1,
             other => surprises

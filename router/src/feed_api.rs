@@ -1,8 +1,8 @@
 //! The gRPC edge of `corridor.v1.ComplianceFeed`: a regulator reads its own jurisdiction's feed —
 //! live (`Subscribe`, resumable from any sequence), by filter (`QueryFeed`) — and the signed
-//! checkpoints that make it verifiable offline. Regulators are named by id (configured with their
-//! jurisdiction) until they authenticate with certificates; nobody reads another jurisdiction's
-//! feed.
+//! checkpoints that make it verifiable offline. A request names its regulator (configured with its
+//! jurisdiction); over mTLS the caller's certificate must be that regulator's, of that
+//! jurisdiction ([`crate::authz`]). Nobody reads another jurisdiction's feed.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -16,6 +16,7 @@ use corridor_schemas::{FieldError, Jurisdiction, Money, ParticipantId};
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::authz::{Call, Caller, authorize};
 use crate::pipeline::Router;
 use crate::storage::FeedStore;
 
@@ -39,15 +40,17 @@ impl FeedApi {
         Self { router, public_key }
     }
 
-    fn jurisdiction_of(&self, regulator_id: String) -> Result<Jurisdiction, Status> {
+    /// The jurisdiction of the regulator a request names, once its caller may act as that
+    /// regulator.
+    fn jurisdiction_of(&self, caller: &Caller, regulator_id: String) -> Result<Jurisdiction, Status> {
         let regulator = ParticipantId::new(regulator_id)
             .map_err(|error| Status::invalid_argument(FieldError::new("regulator_id", error).to_string()))?;
-        self.router
-            .network()
-            .regulators
-            .get(&regulator)
-            .cloned()
-            .ok_or_else(|| Status::permission_denied(format!("`{regulator}` is not a regulator on this network")))
+        let jurisdiction =
+            self.router.network().regulators.get(&regulator).cloned().ok_or_else(|| {
+                Status::permission_denied(format!("`{regulator}` is not a regulator on this network"))
+            })?;
+        authorize(caller, Call::ReadFeed { regulator: &regulator, jurisdiction: &jurisdiction })?;
+        Ok(jurisdiction)
     }
 
     fn public_key_hex(&self) -> String {
@@ -178,8 +181,9 @@ impl ComplianceFeed for FeedApi {
         &self,
         request: Request<wire::SubscribeFeedRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let jurisdiction = self.jurisdiction_of(request.regulator_id)?;
+        let jurisdiction = self.jurisdiction_of(&caller, request.regulator_id)?;
         let feed = Arc::clone(self.router.feed().store());
         Ok(Response::new(subscription(feed, jurisdiction, request.from_sequence.max(1))))
     }
@@ -188,8 +192,9 @@ impl ComplianceFeed for FeedApi {
         &self,
         request: Request<wire::QueryFeedRequest>,
     ) -> Result<Response<wire::QueryFeedResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let jurisdiction = self.jurisdiction_of(request.regulator_id)?;
+        let jurisdiction = self.jurisdiction_of(&caller, request.regulator_id)?;
         let page_size = match request.page_size {
             0 => QUERY_PAGE_SIZE_DEFAULT,
             size if size <= QUERY_PAGE_SIZE_MAX => size,
@@ -258,7 +263,8 @@ impl ComplianceFeed for FeedApi {
         &self,
         request: Request<wire::GetCheckpointRequest>,
     ) -> Result<Response<wire::GetCheckpointResponse>, Status> {
-        let jurisdiction = self.jurisdiction_of(request.into_inner().regulator_id)?;
+        let caller = Caller::of(&request)?;
+        let jurisdiction = self.jurisdiction_of(&caller, request.into_inner().regulator_id)?;
         let feed = self.router.feed().store();
         let checkpoint = feed.checkpoints(&jurisdiction).await.map_err(unavailable)?.pop();
         let head_sequence = feed
@@ -280,7 +286,8 @@ impl ComplianceFeed for FeedApi {
         &self,
         request: Request<wire::ListCheckpointsRequest>,
     ) -> Result<Response<wire::ListCheckpointsResponse>, Status> {
-        let jurisdiction = self.jurisdiction_of(request.into_inner().regulator_id)?;
+        let caller = Caller::of(&request)?;
+        let jurisdiction = self.jurisdiction_of(&caller, request.into_inner().regulator_id)?;
         let checkpoints = self.router.feed().store().checkpoints(&jurisdiction).await.map_err(unavailable)?;
         Ok(Response::new(wire::ListCheckpointsResponse {
             checkpoints: checkpoints.into_iter().map(checkpoint_to_wire).collect::<Result<_, _>>()?,

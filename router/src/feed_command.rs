@@ -22,7 +22,7 @@ use futures::StreamExt;
 pub enum FeedCommand {
     /// Write a regulator's whole feed and its checkpoints to a JSON-lines file.
     Export {
-        /// The router's gRPC address, e.g. http://127.0.0.1:50051.
+        /// The router's gRPC address, e.g. 127.0.0.1:50051.
         #[arg(long)]
         router: String,
         /// The regulator whose jurisdiction's feed to export.
@@ -31,6 +31,9 @@ pub enum FeedCommand {
         /// Where to write the export.
         #[arg(long)]
         out: PathBuf,
+        /// The regulator's certificate and the CA; or --insecure-dev.
+        #[command(flatten)]
+        tls: crate::transport::TlsArgs,
     },
     /// Verify an exported feed against the router's public key (hex), offline.
     Verify {
@@ -46,7 +49,7 @@ pub enum FeedCommand {
 
 pub async fn run(command: FeedCommand) -> anyhow::Result<ExitCode> {
     match command {
-        FeedCommand::Export { router, regulator, out } => export(router, regulator, out).await,
+        FeedCommand::Export { router, regulator, out, tls } => export(router, regulator, out, &tls).await,
         FeedCommand::Verify { feed, public_keys } => verify(feed, &public_keys),
     }
 }
@@ -115,9 +118,20 @@ pub async fn export_feed(
     })
 }
 
-async fn export(router: String, regulator: String, out: PathBuf) -> anyhow::Result<ExitCode> {
-    let client =
-        ComplianceFeedClient::connect(router.clone()).await.with_context(|| format!("cannot reach {router}"))?;
+async fn export(
+    router: String,
+    regulator: String,
+    out: PathBuf,
+    tls: &crate::transport::TlsArgs,
+) -> anyhow::Result<ExitCode> {
+    let security = crate::transport::ClientSecurity::from_files(tls.files(false)?.as_ref())?;
+    let channel = security
+        .endpoint(&router)
+        .with_context(|| format!("--router {router}"))?
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach {router}"))?;
+    let client = ComplianceFeedClient::new(channel);
     let export = export_feed(client, &regulator).await?;
     std::fs::write(&out, &export.text).with_context(|| format!("cannot write {}", out.display()))?;
     println!(

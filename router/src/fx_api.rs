@@ -14,6 +14,8 @@ use corridor_schemas::{FieldError, Money, ParticipantId, QuoteRequest};
 use rust_decimal::Decimal;
 use tonic::{Request, Response, Status};
 
+use crate::authz::{Call, Caller, authorize};
+
 use crate::config::Role;
 use crate::pipeline::{QuoteError, Router};
 
@@ -112,8 +114,10 @@ impl FxService for FxApi {
         &self,
         request: Request<wire::QuoteFxRequest>,
     ) -> Result<Response<wire::QuoteFxResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = QuoteRequest::try_from(request.into_inner())
             .map_err(|error| Status::invalid_argument(error.to_string()))?;
+        authorize(&caller, Call::QuoteFx { participant: &request.participant })?;
         let quote = self.router.quote(request).await?;
         Ok(Response::new(wire::QuoteFxResponse { quote: Some(quote.to_wire()) }))
     }
@@ -122,9 +126,11 @@ impl FxService for FxApi {
         &self,
         request: Request<wire::PublishRatesRequest>,
     ) -> Result<Response<wire::PublishRatesResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let provider = ParticipantId::new(request.provider_id)
             .map_err(|error| Status::invalid_argument(FieldError::new("provider_id", error).to_string()))?;
+        authorize(&caller, Call::PublishRates { provider: &provider })?;
         let network = self.router.network();
         match network.participants.get(&provider) {
             Some(participant) if participant.role == Role::LiquidityProvider => {}
@@ -167,6 +173,7 @@ impl FxService for FxApi {
         &self,
         request: Request<wire::GetRatesRequest>,
     ) -> Result<Response<wire::GetRatesResponse>, Status> {
+        authorize(&Caller::of(&request)?, Call::GetRates)?;
         let request = request.into_inner();
         let pair = match request.pair.as_str() {
             "" => None,

@@ -12,6 +12,11 @@
 //! With `--coordinator`, the node runs the in-doubt resolver: transactions it has held for too long
 //! without a decision are resolved by asking the router (`TransactionCoordinator`).
 //!
+//! Security: mutual TLS with `--tls-ca/--tls-cert/--tls-key/--tls-crl` (a `ledger_node`
+//! certificate from `corridor pki`); only the router's certificate may call the ledger protocol,
+//! and the node presents its own certificate to the coordinator. `--insecure-dev` serves plain
+//! text, for development.
+//!
 //! The node prints `corridor ledger-node listening on <address>` as its first line on stdout
 //! (scripts and tests read it), logs to stderr, and stops cleanly on SIGTERM or Ctrl-C.
 //!
@@ -35,7 +40,10 @@ use corridor_schemas::wire::v1::ledger_adapter_server::LedgerAdapterServer;
 use corridor_schemas::{AccountName, Currency, Jurisdiction, LedgerId, Money, MoneyError};
 use serde::Deserialize;
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
+use tonic::service::interceptor::InterceptedService;
+
+use crate::authz::{self, Call};
+use crate::transport::{self, ClientSecurity, ServerSecurity, TlsArgs};
 
 /// The address a node listens on when neither the command line nor the file says.
 pub const LISTEN_DEFAULT: &str = "127.0.0.1:50061";
@@ -69,10 +77,13 @@ pub struct LedgerNodeOptions {
     /// Postgres backend: e.g. postgres://corridor@localhost/corridor. Overrides `node.database_url`.
     #[arg(long)]
     pub database_url: Option<String>,
-    /// The router serving TransactionCoordinator, e.g. http://127.0.0.1:50051: enables in-doubt
+    /// The router serving TransactionCoordinator, e.g. 127.0.0.1:50051: enables in-doubt
     /// resolution. Overrides `node.coordinator`.
     #[arg(long)]
     pub coordinator: Option<String>,
+    /// The node's certificate (role ledger_node), the CA and its CRL; or --insecure-dev.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// The node's TOML file.
@@ -189,6 +200,13 @@ pub async fn run(options: LedgerNodeOptions, shutdown: impl Future<Output = ()>)
     let config = LedgerNodeConfig::load(&options.config)?;
     let description = config.description();
     let opening = config.opening_balances()?;
+    let tls = options.tls.files(true)?;
+    if tls.is_none() {
+        tracing::warn!("--insecure-dev: plain-text gRPC; anyone who reaches this port can move this ledger's money");
+    }
+    let server_security = Arc::new(ServerSecurity::from_files(tls.as_ref()).context("tls")?);
+    let coordinator_security = ClientSecurity::from_files(tls.as_ref()).context("tls")?;
+    let _crl_reloader = server_security.spawn_crl_reloader();
     let served = open_backend(&options, &config, &description, &opening).await?;
     let ledger = served.ledger();
 
@@ -215,8 +233,11 @@ pub async fn run(options: LedgerNodeOptions, shutdown: impl Future<Output = ()>)
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
-        .add_service(LedgerAdapterService::new(ledger.clone()).into_server())
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async {
+        .add_service(InterceptedService::new(
+            LedgerAdapterService::new(ledger.clone()).into_server(),
+            authz::require(Call::LedgerProtocol),
+        ))
+        .serve_with_incoming_shutdown(transport::incoming(listener, server_security), async {
             let _either_way = server_stopped.await;
         });
     let server = tokio::spawn(server);
@@ -234,8 +255,9 @@ pub async fn run(options: LedgerNodeOptions, shutdown: impl Future<Output = ()>)
     let resolver = match options.coordinator.as_ref().or(config.node.coordinator.as_ref()) {
         Some(coordinator) => {
             let settings = InDoubtResolverSettings::new(description.ledger.clone(), coordinator.clone());
-            let resolver = InDoubtResolver::spawn(ledger.clone(), settings)
-                .with_context(|| format!("--coordinator {coordinator}"))?;
+            let endpoint =
+                coordinator_security.endpoint(coordinator).with_context(|| format!("--coordinator {coordinator}"))?;
+            let resolver = InDoubtResolver::spawn_at(ledger.clone(), settings, endpoint);
             tracing::info!(%coordinator, "resolving in-doubt transactions with the coordinator");
             Some(resolver)
         }

@@ -8,6 +8,7 @@
 //! [`coordinator_api`] and [`server`] are the gRPC edge; [`demo`] is `corridor demo`.
 
 pub mod api;
+pub mod authz;
 pub mod clock;
 pub mod config;
 pub mod conformance_command;
@@ -20,6 +21,7 @@ pub mod feed_writer;
 pub mod fx_api;
 pub mod ledger_node;
 pub mod network;
+pub mod operator_api;
 pub mod payment;
 pub mod pipeline;
 pub mod pki;
@@ -32,6 +34,7 @@ pub mod server;
 pub mod settlement;
 pub mod storage;
 pub mod tls;
+pub mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,8 +94,13 @@ pub async fn open_velocity_counter(
 
 /// A router over `network` and `storage` with the settlement settings of `config`, signing feed
 /// checkpoints with the key in `feed.signing_key_file` (created if missing; default
-/// `<storage.data_dir>/feed-signing-key.pk8`).
-pub fn router_over(network: Network, storage: Storage, config: &Config) -> anyhow::Result<Arc<Router>> {
+/// `<storage.data_dir>/feed-signing-key.pk8`). Over mTLS every instruction must be signed.
+pub fn router_over(
+    network: Network,
+    storage: Storage,
+    config: &Config,
+    security: &transport::ServerSecurity,
+) -> anyhow::Result<Arc<Router>> {
     let settings = RouterSettings {
         prepare_timeout: Duration::from_millis(config.settlement.prepare_timeout_ms),
         decision_attempts_max: config.settlement.decision_attempts_max,
@@ -109,9 +117,12 @@ pub fn router_over(network: Network, storage: Storage, config: &Config) -> anyho
         .ok_or_else(|| anyhow::anyhow!("server.participant_requests_per_s must be positive"))?;
     let burst = std::num::NonZeroU32::new(config.server.participant_burst)
         .ok_or_else(|| anyhow::anyhow!("server.participant_burst must be positive"))?;
-    let router = Router::new(Arc::new(network), storage, settings, Arc::new(clock::SystemClock))
+    let mut router = Router::new(Arc::new(network), storage, settings, Arc::new(clock::SystemClock))
         .with_feed_signer(Arc::new(signer))
         .with_participant_rate(per_second, burst);
+    if security.is_mtls() {
+        router = router.with_signatures_required();
+    }
     Ok(Arc::new(router))
 }
 

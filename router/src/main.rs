@@ -3,12 +3,14 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use corridor_router::config::Config;
 use corridor_router::demo::{self, DemoOptions};
 use corridor_router::network::Network;
+use corridor_router::transport::{ClientSecurity, ServerSecurity};
 use corridor_router::{feed, open_storage, open_velocity_counter, recovery, review, router_over, server};
 
 #[derive(Parser)]
@@ -31,6 +33,11 @@ enum Command {
         /// Overrides `storage.data_dir` (embedded storage).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Plain-text gRPC without certificates (the config's [tls] is ignored): callers'
+        /// identities are whatever their requests claim, and only participants with a registered
+        /// key must sign. For development only; logged as a warning.
+        #[arg(long)]
+        insecure_dev: bool,
     },
     /// Start an embedded five-ledger network, pay through its gRPC API, and print a summary.
     Demo(DemoOptions),
@@ -57,7 +64,9 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { config, listen, data_dir } => serve(config, listen, data_dir).await,
+            Command::Serve { config, listen, data_dir, insecure_dev } => {
+                serve(config, listen, data_dir, insecure_dev).await
+            }
             Command::Demo(options) => demo::run(options).await,
             Command::LedgerNode(options) => corridor_router::ledger_node::run(options, shutdown_signal()).await,
             Command::Conformance(options) => corridor_router::conformance_command::run(options).await,
@@ -78,6 +87,7 @@ async fn serve(
     config_path: PathBuf,
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    insecure_dev: bool,
 ) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -92,14 +102,41 @@ async fn serve(
     if let Some(data_dir) = data_dir {
         config.storage.data_dir = data_dir;
     }
+    let tls = if insecure_dev {
+        tracing::warn!(
+            "--insecure-dev: plain-text gRPC without client certificates; identities are whatever requests claim. \
+             Never use it on a network with real money."
+        );
+        None
+    } else {
+        Some(config.tls.as_ref().context(
+            "tls: the configuration has no [tls] section (ca, cert, key, crl from `corridor pki`); \
+             for plain text in development pass --insecure-dev",
+        )?)
+    };
+    let server_security = Arc::new(ServerSecurity::from_files(tls).context("tls")?);
+    let ledger_security = ClientSecurity::from_files(tls).context("tls")?;
+    if server_security.is_mtls() {
+        let unsigned: Vec<&str> =
+            config.participants.iter().filter(|p| p.signing_key.is_none()).map(|p| p.id.as_str()).collect();
+        if !unsigned.is_empty() {
+            tracing::warn!(participants = ?unsigned, "no signing_key registered: these participants cannot pay");
+        }
+    }
     let storage = open_storage(&config.storage).await.context("cannot open storage")?;
     let ledger_logs = config.storage.data_dir.join("ledgers");
     std::fs::create_dir_all(&ledger_logs).with_context(|| format!("cannot create {}", ledger_logs.display()))?;
     let velocity_counter =
         open_velocity_counter(&config.storage).await.context("cannot open the velocity limits' counters")?;
-    let network =
-        Network::build(&config, &format!("config {}", config_path.display()), &ledger_logs, velocity_counter).await?;
-    let router = router_over(network, storage, &config)?;
+    let network = Network::build(
+        &config,
+        &format!("config {}", config_path.display()),
+        &ledger_logs,
+        velocity_counter,
+        &ledger_security,
+    )
+    .await?;
+    let router = router_over(network, storage, &config, &server_security)?;
     let report =
         recovery::recover(router.storage(), router.coordinator(), router.feed()).await.context("recovery failed")?;
     tracing::info!(
@@ -110,18 +147,17 @@ async fn serve(
         "recovery done"
     );
     let listen = listen.unwrap_or(config.server.listen);
-    let _review_expiry = review::spawn_review_expiry(std::sync::Arc::clone(&router));
-    if let (Some(hook), Some(sanctions)) = (router.network().sanctions.clone(), config.sanctions.clone()) {
-        tracing::info!(entries = hook.entries(), "sanctions list loaded; SIGHUP reloads it");
+    let _review_expiry = review::spawn_review_expiry(Arc::clone(&router));
+    if let Some(sanctions) = &router.network().sanctions {
+        tracing::info!(entries = sanctions.hook.entries(), "sanctions list loaded; SIGHUP reloads it");
         let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .context("cannot listen for SIGHUP")?;
+        let router = Arc::clone(&router);
         tokio::spawn(async move {
             while hangups.recv().await.is_some() {
-                match corridor_router::network::load_sanctions(&sanctions) {
-                    Ok(list) => {
-                        hook.reload(list);
-                        tracing::info!(entries = hook.entries(), "sanctions list reloaded");
-                    }
+                let Some(sanctions) = &router.network().sanctions else { return };
+                match sanctions.reload() {
+                    Ok(entries) => tracing::info!(entries, "sanctions list reloaded"),
                     Err(error) => tracing::warn!(%error, "sanctions list not reloaded; the old one stays"),
                 }
             }
@@ -131,11 +167,13 @@ async fn serve(
         tracing::info!(public_key = %signer.public_key(), "signing feed checkpoints");
         let _checkpointer = feed::spawn_checkpointer(
             std::sync::Arc::clone(router.feed().store()),
-            std::sync::Arc::clone(signer),
+            Arc::clone(signer),
             std::time::Duration::from_millis(config.feed.checkpoint_interval_ms),
         );
     }
-    let running = server::start(router, listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let _crl_reloader = server_security.spawn_crl_reloader();
+    let running =
+        server::start(router, listen, server_security).await.with_context(|| format!("cannot listen on {listen}"))?;
     // Tests and scripts read this line to find the port.
     println!("corridor listening on {}", running.local_addr);
     tracing::info!(address = %running.local_addr, ledgers = config.ledgers.len(), storage = ?config.storage.backend, "serving the payment API");

@@ -15,12 +15,13 @@ use corridor_compliance::{
     Thresholds, TravelRule,
 };
 use corridor_fx::{CurrencyPair, EcbHistory, ProviderRate, RateBook};
-use corridor_ledger_adapters::remote::RemoteLedger;
+use corridor_ledger_adapters::remote::{RemoteLedger, RemoteLedgerSettings};
 use corridor_ledger_adapters::{InMemoryLedger, Ledger, LedgerDescription};
 use corridor_schemas::{AccountName, Address, Currency, Jurisdiction, LedgerId, Money, ParticipantId, ParticipantKey};
 use rust_decimal::Decimal;
 
 use crate::config::{Config, ConfigError, EcbSeedConfig, Role, SanctionsConfig};
+use crate::transport::ClientSecurity;
 
 /// A ledger as the router knows it.
 #[derive(Clone)]
@@ -90,8 +91,8 @@ pub struct Network {
     pub velocity: VelocityHooks,
     pub fees: HashMap<FeeKey, Fee>,
     pub compliance: CompliancePipeline,
-    /// The sanctions hook, shared by every screening jurisdiction, for reloading its list.
-    pub sanctions: Option<Arc<SanctionsHook>>,
+    /// The sanctions hook, shared by every screening jurisdiction, and where its list comes from.
+    pub sanctions: Option<Sanctions>,
     /// Compliance officers and the jurisdiction whose held payments each decides.
     pub officers: HashMap<ParticipantId, Jurisdiction>,
     /// How long a held payment waits for its review.
@@ -174,12 +175,14 @@ impl Network {
     /// The network `corridor serve` runs: a ledger with an `endpoint` is reached over the ledger
     /// protocol (its node funds its own accounts); any other is in-process, kept durable in an
     /// operation log under `ledger_logs` (opening balances issued once, when the log is new).
-    /// Velocity limits count in `velocity_counter` (see [`crate::open_velocity_counter`]).
+    /// Velocity limits count in `velocity_counter` (see [`crate::open_velocity_counter`]); remote
+    /// ledgers are reached as `ledger_security` says (the router's certificate over mTLS).
     pub async fn build(
         config: &Config,
         rate_source: &str,
         ledger_logs: &Path,
         velocity_counter: Arc<dyn VelocityCounter>,
+        ledger_security: &ClientSecurity,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
         let opening = opening_balances(config)?;
@@ -189,9 +192,10 @@ impl Network {
             let description = description_of(ledger_config);
             let failed = |reason: String| ConfigError { key: format!("ledgers[{index}]"), reason };
             let ledger: Arc<dyn Ledger> = match &ledger_config.endpoint {
-                Some(endpoint) => Arc::new(
-                    RemoteLedger::connect_lazy(endpoint).map_err(|error| failed(format!("endpoint: {error}")))?,
-                ),
+                Some(endpoint) => Arc::new(RemoteLedger::connect_lazy_at(
+                    ledger_security.endpoint(endpoint).map_err(|error| failed(format!("endpoint: {error}")))?,
+                    RemoteLedgerSettings::default(),
+                )),
                 None => {
                     let path = ledger_logs.join(format!("{}.log", ledger_config.id));
                     let accounts = opening.get(&ledger_config.id).cloned().unwrap_or_default();
@@ -295,7 +299,7 @@ impl Network {
             for jurisdiction in &screening.jurisdictions {
                 compliance.add_hook(jurisdiction.clone(), Arc::clone(&hook) as Arc<dyn ComplianceHook>);
             }
-            sanctions = Some(hook);
+            sanctions = Some(Sanctions { hook, source: screening.clone() });
         }
         for rule in &config.corridor_rules {
             let hook = CorridorRule { closed_to: rule.closed_to.clone(), closed_from: rule.closed_from.clone() };
@@ -372,6 +376,22 @@ impl Network {
 }
 
 /// The configured list's files, or the snapshot built into the binary.
+/// The network's sanctions screening: the hook every screening jurisdiction shares, and the
+/// configuration its list is read from.
+pub struct Sanctions {
+    pub hook: Arc<SanctionsHook>,
+    pub source: SanctionsConfig,
+}
+
+impl Sanctions {
+    /// Re-reads the list from its source and swaps it in; on an error the old list stays. Returns
+    /// the entries now in force.
+    pub fn reload(&self) -> Result<usize, ConfigError> {
+        self.hook.reload(load_sanctions(&self.source)?);
+        Ok(self.hook.entries())
+    }
+}
+
 pub fn load_sanctions(config: &SanctionsConfig) -> Result<SanctionsList, ConfigError> {
     let failed = |reason: String| ConfigError { key: "sanctions".into(), reason };
     match config.files() {

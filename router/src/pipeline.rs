@@ -96,6 +96,9 @@ pub struct Router {
     feed_signer: Option<Arc<FeedSigner>>,
     /// Requests per participant (payments and quotes); absent: unlimited.
     participant_rate: Option<ParticipantRateLimiter>,
+    /// Every instruction must be signed (over mTLS); otherwise only participants with a
+    /// registered key must sign (`--insecure-dev`, tests).
+    signatures_required: bool,
     coordinator: Arc<Coordinator>,
     storage: Storage,
     in_flight: Semaphore,
@@ -159,6 +162,7 @@ impl Router {
             feed: FeedWriter::new(Arc::clone(&storage.feed), jurisdictions),
             feed_signer: None,
             participant_rate: None,
+            signatures_required: false,
             network,
             storage,
             in_flight: Semaphore::new(settings.in_flight_max),
@@ -194,6 +198,13 @@ impl Router {
 
     pub fn coordinator(&self) -> &Arc<Coordinator> {
         &self.coordinator
+    }
+
+    /// Refuses every unsigned instruction, including those of participants with no registered key
+    /// (who then cannot pay at all until they register one).
+    pub fn with_signatures_required(mut self) -> Self {
+        self.signatures_required = true;
+        self
     }
 
     /// Limits each participant to `per_second` requests sustained, `burst` at once.
@@ -492,6 +503,13 @@ impl Router {
     fn check_signature(&self, instruction: &PaymentInstruction) -> Result<(), SubmitError> {
         let Some(key) = self.network.participants.get(&instruction.participant).and_then(|p| p.signing_key.as_ref())
         else {
+            if self.signatures_required {
+                return Err(SubmitError::Unauthenticated(format!(
+                    "participant `{}` has no registered signing key, and every instruction must be signed \
+                     (participants[].signing_key; schemas/SIGNATURES.md)",
+                    instruction.participant
+                )));
+            }
             return Ok(());
         };
         key.verify(instruction, self.clock.now(), self.network.signature_window).map_err(|error| match error {

@@ -10,6 +10,9 @@
 //!   and `PREFIX.key` (0600). Servers (router, ledger node) also get `--dns`/`--ip` names and
 //!   serverAuth besides clientAuth (each is the other's client); every other role gets clientAuth.
 //!   The serial (128 random bits, hex) goes into `issued.txt` with role, id and expiry.
+//! - `corridor pki issue-network --dir DIR --config FILE` issues one certificate per party the
+//!   network's configuration names (router, participants, providers, officers, regulators, ledger
+//!   nodes, an operator) into `DIR/parties/<id>.{pem,key}`.
 //! - `corridor pki revoke --dir DIR --serial HEX | --party ID` adds serials to the CRL and re-signs
 //!   `crl.pem` (replaced atomically, so a router re-reading it never sees half a file; see
 //!   [`crate::tls::ReloadingClientVerifier`]).
@@ -85,6 +88,23 @@ pub enum PkiCommand {
     },
     /// Issue a party's certificate and key.
     Issue(IssueOptions),
+    /// Issue a certificate for every party a network configuration names: the router, each
+    /// participant and liquidity provider, officer, regulator and ledger (as its node), and one
+    /// operator; into DIR/parties/<id>.pem and .key.
+    IssueNetwork {
+        /// The CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The network's configuration (TOML), e.g. ops/config/network.toml.
+        #[arg(long)]
+        config: PathBuf,
+        /// Names the router and ledger nodes are reached at (default: localhost).
+        #[arg(long = "dns", default_value = "localhost")]
+        dns_names: Vec<String>,
+        /// Addresses the router and ledger nodes are reached at (default: 127.0.0.1).
+        #[arg(long = "ip", default_value = "127.0.0.1")]
+        ip_addresses: Vec<IpAddr>,
+    },
     /// Revoke certificates (by serial, or every one of a party) and re-sign the CRL.
     Revoke {
         #[arg(long)]
@@ -169,6 +189,14 @@ pub fn run(command: PkiCommand) -> anyhow::Result<ExitCode> {
                 issued.certificate_path.display(),
                 issued.key_path.display()
             );
+        }
+        PkiCommand::IssueNetwork { dir, config, dns_names, ip_addresses } => {
+            let config = crate::config::Config::load(&config)
+                .map_err(|error| anyhow::anyhow!("invalid configuration {}: {error}", config.display()))?;
+            let servers = ServerNames { dns_names, ip_addresses };
+            for issued in issue_network(&dir, &config, &servers, now)? {
+                println!("issued {}: {}", issued.identity, issued.certificate_path.display());
+            }
         }
         PkiCommand::Revoke { dir, serial, party } => {
             let target = match (serial, party) {
@@ -288,6 +316,83 @@ pub fn issue(options: &IssueOptions, now: SystemTime) -> Result<Issued, PkiError
     };
     append_issued(&options.dir, &record)?;
     Ok(Issued { identity, record, certificate_path, key_path })
+}
+
+/// The names servers' certificates carry.
+#[derive(Debug, Clone)]
+pub struct ServerNames {
+    pub dns_names: Vec<String>,
+    pub ip_addresses: Vec<IpAddr>,
+}
+
+impl ServerNames {
+    /// `localhost` and 127.0.0.1: a network on one machine.
+    pub fn local() -> Self {
+        ServerNames { dns_names: vec!["localhost".into()], ip_addresses: vec![IpAddr::from([127, 0, 0, 1])] }
+    }
+}
+
+/// The id of the router's certificate that [`issue_network`] issues, and of its operator's.
+pub const ROUTER_PARTY: &str = "router";
+pub const OPERATOR_PARTY: &str = "operator";
+/// Where [`issue_network`] writes a party's files: `<dir>/parties/<id>.pem` and `.key`.
+pub fn party_prefix(dir: &Path, id: &str) -> PathBuf {
+    dir.join("parties").join(id)
+}
+
+/// Issues a certificate for every party `config` names (see [`PkiCommand::IssueNetwork`]).
+pub fn issue_network(
+    dir: &Path,
+    config: &crate::config::Config,
+    servers: &ServerNames,
+    now: SystemTime,
+) -> Result<Vec<Issued>, PkiError> {
+    let mut parties: Vec<(Role, String, Option<String>)> =
+        vec![(Role::Router, ROUTER_PARTY.to_owned(), None), (Role::Operator, OPERATOR_PARTY.to_owned(), None)];
+    for participant in &config.participants {
+        let role = match participant.role {
+            crate::config::Role::Bank => Role::Participant,
+            crate::config::Role::LiquidityProvider => Role::LiquidityProvider,
+        };
+        parties.push((role, participant.id.to_string(), None));
+    }
+    for officer in &config.compliance_officers {
+        parties.push((Role::Officer, officer.id.to_string(), Some(officer.jurisdiction.to_string())));
+    }
+    for regulator in &config.regulators {
+        parties.push((Role::Regulator, regulator.id.to_string(), Some(regulator.jurisdiction.to_string())));
+    }
+    for ledger in &config.ledgers {
+        parties.push((Role::LedgerNode, ledger.id.to_string(), Some(ledger.jurisdiction.to_string())));
+    }
+    let mut ids = std::collections::HashSet::new();
+    if let Some((_, id, _)) = parties.iter().find(|(_, id, _)| !ids.insert(id.clone())) {
+        return Err(PkiError::InvalidRequest(format!("two parties of the network are named `{id}`")));
+    }
+    let folder = dir.join("parties");
+    std::fs::create_dir_all(&folder).map_err(|source| PkiError::Io { path: folder.clone(), source })?;
+    parties
+        .into_iter()
+        .map(|(role, party, jurisdiction)| {
+            let (dns_names, ip_addresses) = if role.is_server() {
+                (servers.dns_names.clone(), servers.ip_addresses.clone())
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            let out = party_prefix(dir, &party);
+            let options = IssueOptions {
+                dir: dir.to_path_buf(),
+                party,
+                role,
+                jurisdiction,
+                dns_names,
+                ip_addresses,
+                out,
+                days: LEAF_VALIDITY_DAYS_DEFAULT,
+            };
+            issue(&options, now)
+        })
+        .collect()
 }
 
 /// Revokes `target` and re-signs the CRL; returns the serials newly revoked (empty if all of

@@ -1,5 +1,6 @@
 //! The gRPC edge of `corridor.v1.ComplianceReview`: compliance officers list and decide held
-//! payments. Officers are named by id until they authenticate with certificates.
+//! payments. A request names its officer; over mTLS the caller's certificate must be that officer's,
+//! of the jurisdiction it is configured for ([`crate::authz`]).
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use corridor_schemas::wire::v1::compliance_review_server::ComplianceReview;
 use corridor_schemas::{FieldError, ParticipantId, PaymentId};
 use tonic::{Request, Response, Status};
 
+use crate::authz::{Call, Caller, authorize};
 use crate::pipeline::Router;
 use crate::review::{ReviewError, Verdict};
 
@@ -33,8 +35,19 @@ impl From<ReviewError> for Status {
     }
 }
 
-fn officer(id: String) -> Result<ParticipantId, Status> {
-    ParticipantId::new(id).map_err(|error| Status::invalid_argument(FieldError::new("officer_id", error).to_string()))
+impl ReviewApi {
+    /// The officer a request names, once its caller may act as that officer.
+    fn officer(&self, caller: &Caller, id: String) -> Result<ParticipantId, Status> {
+        let officer = ParticipantId::new(id)
+            .map_err(|error| Status::invalid_argument(FieldError::new("officer_id", error).to_string()))?;
+        let network = self.router.network();
+        let jurisdiction = network
+            .officers
+            .get(&officer)
+            .ok_or_else(|| Status::permission_denied(format!("`{officer}` is not a compliance officer here")))?;
+        authorize(caller, Call::ReviewHeld { officer: &officer, jurisdiction })?;
+        Ok(officer)
+    }
 }
 
 #[tonic::async_trait]
@@ -43,7 +56,8 @@ impl ComplianceReview for ReviewApi {
         &self,
         request: Request<wire::ListHeldPaymentsRequest>,
     ) -> Result<Response<wire::ListHeldPaymentsResponse>, Status> {
-        let officer = officer(request.into_inner().officer_id)?;
+        let caller = Caller::of(&request)?;
+        let officer = self.officer(&caller, request.into_inner().officer_id)?;
         let payments = self.router.held_for(&officer).await?;
         Ok(Response::new(wire::ListHeldPaymentsResponse { payments }))
     }
@@ -52,8 +66,9 @@ impl ComplianceReview for ReviewApi {
         &self,
         request: Request<wire::DecideHeldPaymentRequest>,
     ) -> Result<Response<wire::DecideHeldPaymentResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let officer = officer(request.officer_id)?;
+        let officer = self.officer(&caller, request.officer_id)?;
         let payment: PaymentId = request
             .payment_id
             .parse()

@@ -195,7 +195,7 @@ fn start_server(name: &str, review: &str) -> Server {
     std::fs::write(&config, format!("{review}{NETWORK}")).unwrap();
     let data = temp_path(name, "-data");
     let mut child = Command::new(env!("CARGO_BIN_EXE_corridor"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .args(["serve", "--insecure-dev", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)
         .arg("--data-dir")
         .arg(&data)
@@ -1415,8 +1415,17 @@ async fn an_exported_feed_verifies_and_tampering_is_caught() {
 
     let out = TempFile(temp_path("export", ".jsonl"));
     let path = out.0.to_str().unwrap();
-    let (code, stdout) =
-        corridor(&["feed", "export", "--router", &server.endpoint, "--regulator", "regulator-hk", "--out", path]);
+    let (code, stdout) = corridor(&[
+        "feed",
+        "export",
+        "--insecure-dev",
+        "--router",
+        &server.endpoint,
+        "--regulator",
+        "regulator-hk",
+        "--out",
+        path,
+    ]);
     assert_eq!(code, 0, "{stdout}");
     assert!(stdout.starts_with("exported ") && stdout.contains(" of HK to ") && stdout.contains(&key), "{stdout}");
     let text = std::fs::read_to_string(&out.0).unwrap();

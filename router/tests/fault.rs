@@ -248,6 +248,7 @@ async fn kills_of_the_router_and_a_ledger_node_break_no_invariant() {
         std::fs::write(&config, node_config(ledger, currency, jurisdiction, bank)).unwrap();
         let args: Vec<String> = vec![
             "ledger-node".into(),
+            "--insecure-dev".into(),
             "--config".into(),
             config.display().to_string(),
             "--listen".into(),
@@ -273,6 +274,7 @@ async fn kills_of_the_router_and_a_ledger_node_break_no_invariant() {
     .unwrap();
     let router_args: Vec<String> = vec![
         "serve".into(),
+        "--insecure-dev".into(),
         "--config".into(),
         router_config_path.display().to_string(),
         "--listen".into(),

@@ -223,7 +223,7 @@ fn start_server(name: &str, fx: &str) -> Server {
     std::fs::write(&config, format!("{fx}{NETWORK}")).unwrap();
     let data = std::env::temp_dir().join(format!("{run}-data"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_corridor"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .args(["serve", "--insecure-dev", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)
         .arg("--data-dir")
         .arg(&data)

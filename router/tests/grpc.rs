@@ -106,7 +106,7 @@ fn start_server(test: &str) -> Server {
 /// Starts `corridor serve` on a config and data directory (which may hold an earlier run's state).
 fn spawn_server(config: TempFile, data: TempDirectory) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_corridor"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .args(["serve", "--insecure-dev", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config.0)
         .arg("--data-dir")
         .arg(&data.0)

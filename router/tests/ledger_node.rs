@@ -48,7 +48,7 @@ const START_NODE_SH: &str = r#"#!/bin/sh
 set -eu
 dir="$(dirname "$0")"
 : > "$dir/node.out"
-"$CORRIDOR_BIN" ledger-node --config "$dir/ledger.toml" {backend} \
+"$CORRIDOR_BIN" ledger-node --insecure-dev --config "$dir/ledger.toml" {backend} \
   --listen "$1" > "$dir/node.out" 2>> "$dir/node.err" < /dev/null &
 echo $! > "$dir/node.pid"
 tries=0
@@ -158,7 +158,7 @@ fn check_conformance_across_a_crash(directory: &NodeDirectory, ledger: &str) {
     let address = directory.start_node("127.0.0.1:0");
     let restart = format!("sh {}", directory.file("restart-node.sh").display());
     let output = Command::new(CORRIDOR)
-        .args(["conformance", "--ledger", &format!("http://{address}")])
+        .args(["conformance", "--insecure-dev", "--ledger", &format!("http://{address}")])
         .args(["--account", "conformance.a", "--account", "conformance.b"])
         .args(["--restart-command", &restart])
         .env("CORRIDOR_BIN", CORRIDOR)
@@ -228,7 +228,7 @@ fn conformance_exits_non_zero_when_a_row_fails() {
     let address = directory.start_node("127.0.0.1:0");
     // bank-hk.alice has 250.00; the kit needs four times the amount available.
     let output = Command::new(CORRIDOR)
-        .args(["conformance", "--ledger", &format!("http://{address}")])
+        .args(["conformance", "--insecure-dev", "--ledger", &format!("http://{address}")])
         .args(["--account", "bank-hk.alice", "--account", "conformance.b", "--amount-minor", "10000"])
         .output()
         .unwrap();
@@ -244,7 +244,7 @@ struct ChildNode(Child);
 impl ChildNode {
     fn start(directory: &NodeDirectory) -> (Self, String) {
         let mut child = Command::new(CORRIDOR)
-            .args(["ledger-node", "--backend", "memory", "--listen", "127.0.0.1:0"])
+            .args(["ledger-node", "--insecure-dev", "--backend", "memory", "--listen", "127.0.0.1:0"])
             .arg("--config")
             .arg(directory.file("ledger.toml"))
             .arg("--data-file")

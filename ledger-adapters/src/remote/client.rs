@@ -113,21 +113,28 @@ impl RemoteLedger {
 
     pub fn connect_lazy_with(url: &str, settings: RemoteLedgerSettings) -> Result<Self, RemoteLedgerError> {
         let invalid = |reason: String| RemoteLedgerError::InvalidUrl { url: url.to_owned(), reason };
-        let endpoint = Endpoint::from_shared(url.to_owned())
-            .map_err(|error| invalid(error.to_string()))?
+        let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|error| invalid(error.to_string()))?;
+        Ok(Self::connect_lazy_at(endpoint, settings))
+    }
+
+    /// As [`connect_lazy_with`](Self::connect_lazy_with), through an endpoint the caller prepared
+    /// (e.g. with TLS); its URI is the ledger's `url`.
+    pub fn connect_lazy_at(endpoint: Endpoint, settings: RemoteLedgerSettings) -> Self {
+        let url = endpoint.uri().to_string().trim_end_matches('/').to_owned();
+        let endpoint = endpoint
             .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
             .timeout(settings.call_timeout)
             .tcp_nodelay(true);
         let client = LedgerAdapterClient::new(endpoint.connect_lazy());
-        Ok(Self {
-            url: url.to_owned(),
+        Self {
+            url,
             prepares: spawn_batcher(client.clone(), Arc::new(|client, items| Box::pin(call_prepare(client, items)))),
             commits: spawn_batcher(client.clone(), Arc::new(|client, items| Box::pin(call_commit(client, items)))),
             aborts: spawn_batcher(client.clone(), Arc::new(|client, items| Box::pin(call_abort(client, items)))),
             client,
             settings,
             description: OnceCell::new(),
-        })
+        }
     }
 
     pub fn url(&self) -> &str {

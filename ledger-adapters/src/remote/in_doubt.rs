@@ -101,9 +101,15 @@ impl InDoubtResolver {
     pub fn spawn(ledger: Arc<dyn Ledger>, settings: InDoubtResolverSettings) -> Result<Self, RemoteLedgerError> {
         let url = settings.coordinator_url.clone();
         let endpoint = Endpoint::from_shared(url.clone())
-            .map_err(|error| RemoteLedgerError::InvalidUrl { url, reason: error.to_string() })?
-            .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
-            .timeout(settings.call_timeout);
+            .map_err(|error| RemoteLedgerError::InvalidUrl { url, reason: error.to_string() })?;
+        Ok(Self::spawn_at(ledger, settings, endpoint))
+    }
+
+    /// As [`spawn`](Self::spawn), reaching the coordinator through `endpoint` (one the caller
+    /// prepared, e.g. with TLS) instead of `settings.coordinator_url`.
+    pub fn spawn_at(ledger: Arc<dyn Ledger>, settings: InDoubtResolverSettings, endpoint: Endpoint) -> Self {
+        let endpoint =
+            endpoint.connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS)).timeout(settings.call_timeout);
         let mut coordinator = TransactionCoordinatorClient::new(endpoint.connect_lazy());
         let (stop, mut stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -136,7 +142,7 @@ impl InDoubtResolver {
                 }
             }
         });
-        Ok(Self { stop, task })
+        Self { stop, task }
     }
 
     /// Stops after the round in progress, if any.

@@ -51,7 +51,13 @@ async fn a_flood_from_one_participant_is_refused_at_once_and_others_go_through()
     let data_dir = std::env::temp_dir().join(format!("corridor-admission-{}", uuid::Uuid::now_v7().simple()));
     config.storage = StorageConfig { data_dir, ..StorageConfig::default() };
     let storage = crate::open_storage(&config.storage).await.unwrap();
-    let router = crate::router_over(Network::embedded(&config, "test").unwrap(), storage, &config).unwrap();
+    let router = crate::router_over(
+        Network::embedded(&config, "test").unwrap(),
+        storage,
+        &config,
+        &crate::transport::ServerSecurity::InsecureDev,
+    )
+    .unwrap();
 
     let mut admitted = 0;
     let mut refused = 0;
@@ -107,7 +113,13 @@ async fn a_participant_with_a_key_must_sign_and_forged_stale_or_altered_instruct
     let data_dir = std::env::temp_dir().join(format!("corridor-signed-{}", uuid::Uuid::now_v7().simple()));
     config.storage = StorageConfig { data_dir, ..StorageConfig::default() };
     let storage = crate::open_storage(&config.storage).await.unwrap();
-    let router = crate::router_over(Network::embedded(&config, "test").unwrap(), storage, &config).unwrap();
+    let router = crate::router_over(
+        Network::embedded(&config, "test").unwrap(),
+        storage,
+        &config,
+        &crate::transport::ServerSecurity::InsecureDev,
+    )
+    .unwrap();
     let now = std::time::SystemTime::now();
     let refused = |result: Result<wire::Payment, SubmitError>, words: &str| match result {
         Err(SubmitError::Unauthenticated(message)) => assert!(message.contains(words), "`{message}` lacks `{words}`"),
