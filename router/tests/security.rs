@@ -20,6 +20,7 @@ use corridor_schemas::wire::v1 as wire;
 use corridor_schemas::wire::v1::compliance_feed_client::ComplianceFeedClient;
 use corridor_schemas::wire::v1::compliance_review_client::ComplianceReviewClient;
 use corridor_schemas::wire::v1::fx_service_client::FxServiceClient;
+use corridor_schemas::wire::v1::ledger_adapter_client::LedgerAdapterClient;
 use corridor_schemas::wire::v1::operator_service_client::OperatorServiceClient;
 use corridor_schemas::wire::v1::payment_service_client::PaymentServiceClient;
 use corridor_schemas::wire::v1::transaction_coordinator_client::TransactionCoordinatorClient;
@@ -28,8 +29,9 @@ use ring::signature::Ed25519KeyPair;
 use tonic::Code;
 use tonic::transport::Channel;
 
-/// The network: two ledgers, two banks and a provider that sign, a bank to revoke, officers and
-/// regulators of both jurisdictions. `{keys}` and `{tls}` are filled in per test.
+/// The network: two ledgers (e-AED in a `corridor ledger-node` process of its own, over mTLS),
+/// two banks and a provider that sign, a bank to revoke, officers and regulators of both
+/// jurisdictions. The keys, `{tls}` and `{aed_node}` are filled in per test.
 const NETWORK: &str = r#"
 [server]
 participant_requests_per_s = 20
@@ -46,6 +48,7 @@ jurisdiction = "HK"
 id = "e-aed"
 currency = "AED"
 jurisdiction = "AE"
+endpoint = "{aed_node}"
 
 [[participants]]
 id = "bank-a"
@@ -71,7 +74,7 @@ role = "liquidity_provider"
 signing_key = "{key:lp-one}"
 accounts = [
   { address = "e-hkd/lp-one", opening_balance = "100000.00" },
-  { address = "e-aed/lp-one", opening_balance = "100000.00" },
+  { address = "e-aed/lp-one" },
 ]
 
 [[rates]]
@@ -102,6 +105,41 @@ jurisdiction = "AE"
 
 const SIGNERS: [&str; 4] = ["bank-a", "bank-b", "bank-c", "lp-one"];
 
+/// The e-AED node's own configuration: the provider's and a merchant's accounts.
+const AED_NODE: &str = r#"
+[ledger]
+id = "e-aed"
+currency = "AED"
+jurisdiction = "AE"
+
+[[accounts]]
+name = "lp-one"
+opening_balance = "100000.00"
+
+[[accounts]]
+name = "merchant"
+opening_balance = "0"
+"#;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts the binary and returns it with the address its first line names.
+fn spawn(args: &[&str], prefix: &str) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corridor"))
+        .args(args)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let address = line.trim().strip_prefix(prefix).unwrap_or_else(|| panic!("{line}")).to_owned();
+    (child, address)
+}
+
 fn corridor(args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_corridor")).args(args).output().unwrap();
     assert!(
@@ -117,14 +155,18 @@ fn corridor(args: &[&str]) -> String {
 struct SecureNetwork {
     dir: PathBuf,
     child: Child,
+    node: Child,
     address: String,
+    node_address: String,
     signers: HashMap<&'static str, Ed25519KeyPair>,
 }
 
 impl Drop for SecureNetwork {
     fn drop(&mut self) {
-        let _already_gone = self.child.kill();
-        let _reaped = self.child.wait();
+        for child in [&mut self.child, &mut self.node] {
+            let _already_gone = child.kill();
+            let _reaped = child.wait();
+        }
         let _left_for_the_os = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -154,24 +196,48 @@ impl SecureNetwork {
             party("router", "key"),
             pki.join("crl.pem")
         );
+        let (router_port, node_port) = (free_port(), free_port());
+        let node_address = format!("127.0.0.1:{node_port}");
         let config = dir.join("network.toml");
-        std::fs::write(&config, text.replace("{tls}", &tls)).unwrap();
+        std::fs::write(&config, text.replace("{tls}", &tls).replace("{aed_node}", &node_address)).unwrap();
         corridor(&["pki", "issue-network", "--dir", pki.to_str().unwrap(), "--config", config.to_str().unwrap()]);
 
-        let mut child = Command::new(env!("CARGO_BIN_EXE_corridor"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let address = line.trim().strip_prefix("corridor listening on ").unwrap_or_else(|| panic!("{line}")).to_owned();
-        SecureNetwork { dir, child, address, signers }
+        let node_config = dir.join("e-aed.toml");
+        std::fs::write(&node_config, AED_NODE).unwrap();
+        let router_address = format!("127.0.0.1:{router_port}");
+        let (node, node_address) = spawn(
+            &[
+                "ledger-node",
+                "--config",
+                node_config.to_str().unwrap(),
+                "--listen",
+                &node_address,
+                "--coordinator",
+                &router_address,
+                "--tls-ca",
+                pki.join("ca.pem").to_str().unwrap(),
+                "--tls-crl",
+                pki.join("crl.pem").to_str().unwrap(),
+                "--tls-cert",
+                party("e-aed", "pem").to_str().unwrap(),
+                "--tls-key",
+                party("e-aed", "key").to_str().unwrap(),
+            ],
+            "corridor ledger-node listening on ",
+        );
+        let (child, address) = spawn(
+            &[
+                "serve",
+                "--listen",
+                &router_address,
+                "--config",
+                config.to_str().unwrap(),
+                "--data-dir",
+                dir.join("data").to_str().unwrap(),
+            ],
+            "corridor listening on ",
+        );
+        SecureNetwork { dir, child, node, address, node_address, signers }
     }
 
     fn pki(&self) -> PathBuf {
@@ -195,6 +261,18 @@ impl SecureNetwork {
 
     async fn connect_with(&self, security: &ClientSecurity) -> Result<Channel, tonic::transport::Error> {
         security.endpoint(&self.address)?.connect().await
+    }
+
+    /// A connection to the e-AED ledger node as `party`.
+    async fn connect_node(&self, party: &str) -> Result<Channel, tonic::transport::Error> {
+        ClientSecurity::mtls(&self.files(party)).unwrap().endpoint(&self.node_address)?.connect().await
+    }
+
+    /// The balance of `account` on the e-AED node, read with the router's certificate.
+    async fn aed_balance(&self, account: &str) -> String {
+        let mut node = LedgerAdapterClient::new(self.connect_node("router").await.unwrap());
+        let balance = node.balance(wire::BalanceRequest { account: account.into() }).await.unwrap().into_inner();
+        format!("{balance:?}")
     }
 
     async fn payments(&self, party: &str) -> PaymentServiceClient<Channel> {
@@ -670,4 +748,52 @@ async fn call_as(
             .map(drop),
         other => panic!("no call {other}"),
     }
+}
+
+/// The e-AED ledger runs in a node of its own: the router reaches it over mTLS with its router
+/// certificate and settles through it; nobody else may call the ledger protocol.
+#[tokio::test]
+async fn a_ledger_node_serves_the_router_and_nobody_else() {
+    let network = SecureNetwork::start("ledger-node");
+    let merchant_before = network.aed_balance("merchant").await;
+
+    // A participant's certificate, straight to the node: refused by the node's authorization.
+    let mut as_bank = LedgerAdapterClient::new(network.connect_node("bank-a").await.unwrap());
+    let status = as_bank.describe(wire::DescribeRequest {}).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("corridor://participant/bank-a"), "{}", status.message());
+    let status = as_bank.balance(wire::BalanceRequest { account: "merchant".into() }).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    // Plain text to the node: no answer.
+    let plain = ClientSecurity::InsecureDev.endpoint(&network.node_address).unwrap().connect().await;
+    if let Ok(channel) = plain {
+        assert!(LedgerAdapterClient::new(channel).describe(wire::DescribeRequest {}).await.is_err());
+    }
+    assert_eq!(network.aed_balance("merchant").await, merchant_before);
+
+    // A cross-border payment settles with its e-AED leg on the node, over mTLS.
+    let mut instruction = network.instruction("bank-a", "bank-a", "to-dubai", "100.00");
+    instruction.payee = "e-aed/merchant".into();
+    sign(&mut instruction, &network.signers["bank-a"], SystemTime::now());
+    let paid = submit(&mut network.payments("bank-a").await, instruction).await.unwrap();
+    assert_eq!(status_of(&paid), wire::PaymentStatus::Settled, "{paid:?}");
+    assert_ne!(network.aed_balance("merchant").await, merchant_before);
+
+    // The node asks the coordinator only as itself.
+    let mut as_node = TransactionCoordinatorClient::new(network.connect("e-aed").await);
+    let status = as_node
+        .resolve_transaction(wire::ResolveTransactionRequest {
+            ledger_id: "e-hkd".into(),
+            transaction_ids: vec![paid.payment_id.clone()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    let answer = as_node
+        .resolve_transaction(wire::ResolveTransactionRequest {
+            ledger_id: "e-aed".into(),
+            transaction_ids: vec![paid.payment_id.clone()],
+        })
+        .await;
+    assert!(answer.is_ok(), "{answer:?}");
 }
