@@ -117,7 +117,7 @@ if ! $stable && rustup run nightly rustc --version >/dev/null 2>&1; then
 else
     toolchain=()
     export RUSTC_BOOTSTRAP=1
-    echo "==> no nightly toolchain: fuzzing with $(rustc --version) and RUSTC_BOOTSTRAP=1"
+    echo "==> fuzzing with $(rustc --version) and RUSTC_BOOTSTRAP=1 (no nightly, or --stable)"
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -168,7 +168,11 @@ run_target() {
         echo "    ok: ${runs:-?} runs in $((SECONDS - start)) s"
     else
         echo "    FAILED (exit $status) after $((SECONDS - start)) s; the end of $log:"
-        grep -E 'panicked|ERROR: |SUMMARY|Test unit written to|artifact_prefix|Base64' "$log" | tail -n 12 | sed 's/^/      /'
+        # A timeout or an out-of-memory has no panic: none of these greps may stop the script.
+        {
+            grep -E -A 3 'panicked at' "$log" | head -n 6 || true
+            grep -E 'ERROR: libFuzzer|SUMMARY|Test unit written to|Base64' "$log" | tail -n 4 || true
+        } | sed 's/^/      /' || true
         failures+=("$crate/$target ($what): see $log and $fuzz_dir/artifacts/$target/")
     fi
 }
@@ -192,8 +196,9 @@ fi
 if ((${#failures[@]})); then
     echo "==> ${#failures[@]} failed:"
     printf '    %s\n' "${failures[@]}"
-    echo "    Minimise a crash with: cargo +nightly fuzz tmin --fuzz-dir <crate>/fuzz <target> <artifact>;"
-    echo "    keep it in <crate>/fuzz/regressions/<target>/ (see ops/FUZZING.md)."
+    echo "    Reproduce: cargo ${toolchain[*]-} fuzz run ${build_flags[*]} --fuzz-dir <crate>/fuzz <target> <artifact>"
+    echo "    Minimise:  cargo ${toolchain[*]-} fuzz tmin ${build_flags[*]} --fuzz-dir <crate>/fuzz <target> <artifact>"
+    echo "    then keep it in <crate>/fuzz/regressions/<target>/ (see ops/FUZZING.md)."
     exit 1
 fi
 echo "==> every fuzz target passed"
