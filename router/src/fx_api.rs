@@ -15,7 +15,6 @@ use rust_decimal::Decimal;
 use tonic::{Request, Response, Status};
 
 use crate::authz::{Call, Caller, authorize};
-
 use crate::config::Role;
 use crate::pipeline::{QuoteError, Router};
 

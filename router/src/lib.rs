@@ -5,7 +5,9 @@
 //! rates, fees and hooks from it; [`pipeline`] runs one payment; [`route`] plans its legs;
 //! [`settlement`] is the two-phase-commit coordinator; [`storage`] keeps the journal, receipts,
 //! idempotency keys and quote locks durably; [`recovery`] completes what a crash left; [`api`],
-//! [`coordinator_api`] and [`server`] are the gRPC edge; [`demo`] is `corridor demo`.
+//! [`fx_api`], [`review_api`], [`feed_api`], [`operator_api`], [`coordinator_api`] and [`server`]
+//! are the gRPC edge; [`transport`] is the mTLS listener and client endpoints, [`authz`] decides
+//! who may call what, [`tls`] and [`pki`] are the certificates; [`demo`] is `corridor demo`.
 
 pub mod api;
 pub mod authz;
