@@ -13,6 +13,8 @@
 //! - `corridor pki issue-network --dir DIR --config FILE` issues one certificate per party the
 //!   network's configuration names (router, participants, providers, officers, regulators, ledger
 //!   nodes, an operator) into `DIR/parties/<id>.{pem,key}`.
+//! - `corridor pki signing-key --out PREFIX` makes a participant's Ed25519 instruction-signing
+//!   key (`PREFIX.pk8`, 0600) and prints the public key to register as its `signing_key`.
 //! - `corridor pki revoke --dir DIR --serial HEX | --party ID` adds serials to the CRL and re-signs
 //!   `crl.pem` (replaced atomically, so a router re-reading it never sees half a file; see
 //!   [`crate::tls::ReloadingClientVerifier`]).
@@ -104,6 +106,13 @@ pub enum PkiCommand {
         /// Addresses the router and ledger nodes are reached at (default: 127.0.0.1).
         #[arg(long = "ip", default_value = "127.0.0.1")]
         ip_addresses: Vec<IpAddr>,
+    },
+    /// Make a participant's Ed25519 instruction-signing key: writes PREFIX.pk8 (PKCS#8, 0600) and
+    /// prints the public key to register as `signing_key` under its `[[participants]]`.
+    SigningKey {
+        /// Writes PREFIX.pk8.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Revoke certificates (by serial, or every one of a party) and re-sign the CRL.
     Revoke {
@@ -197,6 +206,11 @@ pub fn run(command: PkiCommand) -> anyhow::Result<ExitCode> {
             for issued in issue_network(&dir, &config, &servers, now)? {
                 println!("issued {}: {}", issued.identity, issued.certificate_path.display());
             }
+        }
+        PkiCommand::SigningKey { out } => {
+            let (path, public_key) = new_signing_key(&out)?;
+            println!("wrote {} (keep secret); register the public key:", path.display());
+            println!("signing_key = \"{public_key}\"");
         }
         PkiCommand::Revoke { dir, serial, party } => {
             let target = match (serial, party) {
@@ -316,6 +330,19 @@ pub fn issue(options: &IssueOptions, now: SystemTime) -> Result<Issued, PkiError
     };
     append_issued(&options.dir, &record)?;
     Ok(Issued { identity, record, certificate_path, key_path })
+}
+
+/// Makes a new Ed25519 key pair for signing payment instructions (schemas/SIGNATURES.md), writes
+/// its PKCS#8 document to `<out>.pk8` (0600, never over an existing file) and returns the path and
+/// the public key a participant registers.
+pub fn new_signing_key(out: &Path) -> Result<(PathBuf, corridor_schemas::ParticipantKey), PkiError> {
+    let random = ring::rand::SystemRandom::new();
+    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&random).map_err(|_| PkiError::Random)?;
+    let key_pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+        .map_err(|_| PkiError::InvalidRequest("the generated key does not read back".into()))?;
+    let path = with_suffix(out, ".pk8");
+    write_new_file(&path, pkcs8.as_ref(), true)?;
+    Ok((path, corridor_schemas::ParticipantKey::of(&key_pair)))
 }
 
 /// The names servers' certificates carry.
@@ -649,6 +676,20 @@ pub(crate) mod tests {
 
     fn revoked_serials(dir: &Path) -> Vec<String> {
         read_crl(dir).unwrap().0.iter().map(|entry| hex(&entry.serial_number.to_bytes())).collect()
+    }
+
+    #[test]
+    fn a_signing_key_signs_what_its_public_key_verifies() {
+        let dir = temp_directory("signing-key");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (path, public_key) = new_signing_key(&dir.join("bank-hk")).unwrap();
+        assert_eq!(path, dir.join("bank-hk.pk8"));
+        #[cfg(unix)]
+        assert_eq!(mode(&path), 0o600);
+        let key_pair = ring::signature::Ed25519KeyPair::from_pkcs8(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(corridor_schemas::ParticipantKey::of(&key_pair), public_key);
+        assert!(matches!(new_signing_key(&dir.join("bank-hk")), Err(PkiError::AlreadyExists(_))));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
