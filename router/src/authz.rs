@@ -20,6 +20,8 @@
 //! Over `--insecure-dev` plain text there is no certificate: the ids a request claims are trusted
 //! and only those network rules apply.
 
+use std::sync::Arc;
+
 use corridor_schemas::{Jurisdiction, ParticipantId};
 use tonic::{Request, Status};
 
@@ -30,7 +32,7 @@ use crate::transport::Peer;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     /// Authenticated by its certificate.
-    Party(PartyIdentity),
+    Party(Arc<PartyIdentity>),
     /// A plain-text (`--insecure-dev`) connection: nothing is proven.
     InsecureDev,
 }
@@ -39,7 +41,7 @@ impl Caller {
     /// The caller of `request`, from the [`Peer`] its connection attached.
     pub fn of<T>(request: &Request<T>) -> Result<Caller, Status> {
         match request.extensions().get::<Peer>() {
-            Some(Peer { identity: Some(identity), .. }) => Ok(Caller::Party(identity.clone())),
+            Some(Peer { identity: Some(identity), .. }) => Ok(Caller::Party(Arc::clone(identity))),
             Some(Peer { identity: None, .. }) => Ok(Caller::InsecureDev),
             None => Err(Status::unauthenticated("the connection carries no peer identity")),
         }

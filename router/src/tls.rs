@@ -469,7 +469,8 @@ impl ClientCertVerifier for ReloadingClientVerifier {
     }
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {
+/// The bytes of a PEM (or any) file, or an error naming it.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Io { path: path.to_path_buf(), source })
 }
 

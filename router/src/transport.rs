@@ -14,7 +14,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -96,10 +96,6 @@ impl TlsArgs {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Io { path: path.to_path_buf(), source })
-}
-
 /// How a server takes connections.
 pub enum ServerSecurity {
     /// Mutual TLS; the verifier's CRL is re-read while serving.
@@ -112,8 +108,12 @@ impl ServerSecurity {
     /// Mutual TLS with the files of `files` (its `crl` is required).
     pub fn mtls(files: &TlsFiles) -> Result<Self, TlsError> {
         let crl = files.crl.as_deref().ok_or(TlsError::NoCrl)?;
-        let verifier = ReloadingClientVerifier::open(&read(&files.ca)?, crl)?;
-        let config = tls::server_config_with_verifier(&read(&files.cert)?, &read(&files.key)?, verifier.clone())?;
+        let verifier = ReloadingClientVerifier::open(&tls::read_file(&files.ca)?, crl)?;
+        let config = tls::server_config_with_verifier(
+            &tls::read_file(&files.cert)?,
+            &tls::read_file(&files.key)?,
+            verifier.clone(),
+        )?;
         Ok(ServerSecurity::Mtls { acceptor: TlsAcceptor::from(Arc::new(config)), verifier })
     }
 
@@ -140,8 +140,9 @@ impl ServerSecurity {
 #[derive(Debug, Clone)]
 pub struct Peer {
     pub address: Option<SocketAddr>,
-    /// `None` only on a plain-text (`--insecure-dev`) connection.
-    pub identity: Option<PartyIdentity>,
+    /// `None` only on a plain-text (`--insecure-dev`) connection. Shared: every request on the
+    /// connection carries a copy of the `Peer`.
+    pub identity: Option<Arc<PartyIdentity>>,
 }
 
 enum Io {
@@ -277,7 +278,7 @@ async fn handshake(acceptor: &TlsAcceptor, stream: TcpStream, address: SocketAdd
     // The verifier already refused certificates without a Corridor identity; read it once here
     // rather than on every request.
     let identity = tls::peer_identity(tls.get_ref().1).map_err(|error| error.to_string())?;
-    let peer = Peer { address: Some(address), identity: Some(identity) };
+    let peer = Peer { address: Some(address), identity: Some(Arc::new(identity)) };
     Ok(PeerStream { io: Io::Tls(Box::new(tls)), peer })
 }
 
@@ -302,7 +303,11 @@ impl std::fmt::Debug for ClientSecurity {
 impl ClientSecurity {
     /// Mutual TLS as the party whose certificate and key are in `files`.
     pub fn mtls(files: &TlsFiles) -> Result<Self, TlsError> {
-        Ok(Self::mtls_from_pem(&read(&files.ca)?, &read(&files.cert)?, &read(&files.key)?))
+        Ok(Self::mtls_from_pem(
+            &tls::read_file(&files.ca)?,
+            &tls::read_file(&files.cert)?,
+            &tls::read_file(&files.key)?,
+        ))
     }
 
     /// Mutual TLS from PEM texts already in memory.

@@ -17,7 +17,7 @@ fn jurisdiction(code: &str) -> Jurisdiction {
 /// A caller of `role` named `me`, of jurisdiction HK where the role has one.
 fn caller(role: Role) -> Caller {
     let jurisdiction = role.has_jurisdiction().then(|| jurisdiction("HK"));
-    Caller::Party(PartyIdentity::new(role, "me", jurisdiction).unwrap())
+    Caller::Party(std::sync::Arc::new(PartyIdentity::new(role, "me", jurisdiction).unwrap()))
 }
 
 /// Every call, naming the caller (`me`) or someone else, and the roles allowed each.
