@@ -53,6 +53,11 @@ enum Command {
     Pki(corridor_router::pki::PkiCommand),
 }
 
+/// mimalloc rather than glibc malloc: the payment path allocates from many threads at once, and
+/// glibc's arenas spent a fifth of the router's CPU there under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

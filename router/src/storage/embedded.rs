@@ -64,6 +64,10 @@ const FEED_RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("feed_r
 const FEED_HEADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("feed_heads");
 const FEED_CHECKPOINTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("feed_checkpoints");
 
+/// redb's page cache (its default is 1 GiB, which a long run fills: the router's memory would grow
+/// to it). Recent pages are what payments read back.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// Most operations one group commit carries.
 pub const WRITE_BATCH_MAX: usize = 1_024;
 /// Operations waiting for the writer; callers wait when it is full.
@@ -203,7 +207,10 @@ impl EmbeddedStore {
         std::fs::create_dir_all(directory)
             .map_err(|error| unavailable(format!("cannot create {}: {error}", directory.display())))?;
         let path = directory.join("corridor.redb");
-        let database = Database::create(&path).map_err(|error| unavailable(format!("{}: {error}", path.display())))?;
+        let database = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|error| unavailable(format!("{}: {error}", path.display())))?;
         // Create every table up front so readers never meet a missing one.
         let transaction = database.begin_write().map_err(unavailable)?;
         {

@@ -88,7 +88,11 @@ impl EmbeddedVelocityCounter {
         std::fs::create_dir_all(directory)
             .map_err(|error| unavailable(format!("cannot create {}: {error}", directory.display())))?;
         let path = directory.join(VELOCITY_FILE_NAME);
-        let database = Database::create(&path).map_err(|error| unavailable(format!("{}: {error}", path.display())))?;
+        // A bounded page cache (redb's default is 1 GiB): the windows are small and recent.
+        let database = Database::builder()
+            .set_cache_size(16 * 1024 * 1024)
+            .create(&path)
+            .map_err(|error| unavailable(format!("{}: {error}", path.display())))?;
         let transaction = database.begin_write().map_err(unavailable)?;
         Tables::open(&transaction).map_err(unavailable)?;
         transaction.commit().map_err(unavailable)?;
