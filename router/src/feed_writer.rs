@@ -22,7 +22,7 @@ use corridor_compliance::feed::{DecisionOutcome, FeedDecision, FeedEntry, FeedKi
 use corridor_schemas::wire::v1 as wire;
 use corridor_schemas::{Jurisdiction, LedgerId};
 
-use crate::storage::{FeedStore, StorageError, unix_ms};
+use crate::storage::{FeedStore, PaymentStore, StorageError, unix_ms};
 
 /// Appends receipts to the feed.
 #[derive(Clone)]
@@ -151,7 +151,38 @@ impl FeedWriter {
         self.append(&[FeedKind::Screening, FeedKind::Outcome], receipt, at).await
     }
 
+    /// Saves `receipt` with the feed records it makes, in one write (both or neither): when it is
+    /// final, its outcome and, unless its screening was recorded on its own when it was held, its
+    /// screening. A receipt that is not final is saved alone.
+    pub async fn save_receipt(
+        &self,
+        payments: &dyn PaymentStore,
+        receipt: &wire::Payment,
+        screening_recorded: bool,
+        at: SystemTime,
+    ) -> Result<(), StorageError> {
+        let kinds: &[FeedKind] = match (is_final(receipt), screening_recorded) {
+            (false, _) => &[],
+            (true, true) => &[FeedKind::Outcome],
+            (true, false) => &[FeedKind::Screening, FeedKind::Outcome],
+        };
+        let entries = self.entries(kinds, receipt);
+        if entries.is_empty() {
+            return payments.save(receipt).await;
+        }
+        payments.save_with_feed(receipt, entries, unix_ms(at)).await
+    }
+
     async fn append(&self, kinds: &[FeedKind], receipt: &wire::Payment, at: SystemTime) -> Result<(), StorageError> {
+        let entries = self.entries(kinds, receipt);
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.feed.append(entries, unix_ms(at)).await.map(|_| ())
+    }
+
+    /// The entries of `kinds` the receipt makes, for each jurisdiction it touches.
+    fn entries(&self, kinds: &[FeedKind], receipt: &wire::Payment) -> Vec<(Jurisdiction, FeedEntry)> {
         let touched = self.touched(receipt);
         let mut entries: Vec<(Jurisdiction, FeedEntry)> = Vec::with_capacity(touched.len() * kinds.len());
         for kind in kinds {
@@ -163,10 +194,7 @@ impl FeedWriter {
                 entries.push((jurisdiction.clone(), own));
             }
         }
-        if entries.is_empty() {
-            return Ok(());
-        }
-        self.feed.append(entries, unix_ms(at)).await.map(|_| ())
+        entries
     }
 }
 

@@ -438,15 +438,11 @@ impl Router {
         record.timings.finished_at = Some(self.clock.now());
         record.timings.total_us = elapsed_us(started);
         tracing::debug!(payment = %record.id, ?status, reason = ?record.reason, "payment finished");
-        let record_screening_recorded = record.screening_recorded;
         let receipt = record.to_wire();
-        // The feed before the receipt: a final receipt anyone can read is in the feed already.
-        if record_screening_recorded {
-            self.feed.outcome(&receipt, self.clock.now()).await?;
-        } else {
-            self.feed.screening_and_outcome(&receipt, self.clock.now()).await?;
-        }
-        self.storage.payments.save(&receipt).await?;
+        // With its feed records, in one write: a final receipt anyone can read is in the feed.
+        self.feed
+            .save_receipt(self.storage.payments.as_ref(), &receipt, record.screening_recorded, self.clock.now())
+            .await?;
         Ok(receipt)
     }
 

@@ -98,10 +98,8 @@ async fn complete_one(
     let already_final = receipt.status != wire::PaymentStatus::Pending as i32;
     if !(delivered && already_final) {
         let updated = apply(receipt.clone(), &legs, decision, delivered);
-        // The feed first: a final receipt anyone can read is always in the feed already. (A crash
-        // between the two may record an outcome twice, never not at all.)
-        feed.screening_and_outcome(&updated, SystemTime::now()).await?;
-        storage.payments.save(&updated).await?;
+        // With its feed records, in one write: a final receipt anyone can read is in the feed.
+        feed.save_receipt(storage.payments.as_ref(), &updated, false, SystemTime::now()).await?;
     } else {
         // Final before the crash; its records may not have reached the feed: record them (again).
         feed.screening_and_outcome(&receipt, SystemTime::now()).await?;
@@ -130,10 +128,9 @@ pub fn redrive(
             tokio::time::sleep(REDRIVE_INTERVAL).await;
             if coordinator.complete(TransactionId::from(payment), &mut legs, decision).await.is_none() {
                 let updated = apply(receipt.clone(), &legs, decision, true);
-                let recorded = feed.screening_and_outcome(&updated, SystemTime::now()).await;
-                let saved = storage.payments.save(&updated).await;
+                let saved = feed.save_receipt(storage.payments.as_ref(), &updated, false, SystemTime::now()).await;
                 let finished = storage.journal.finish(payment).await;
-                if recorded.is_ok() && saved.is_ok() && finished.is_ok() {
+                if saved.is_ok() && finished.is_ok() {
                     tracing::info!(%payment, ?decision, "decision delivered to every ledger");
                     return;
                 }
@@ -179,8 +176,7 @@ pub async fn recover(
         receipt.status = wire::PaymentStatus::Failed as i32;
         receipt.reason =
             reason("INTERRUPTED", "the router stopped before settlement began; no ledger was asked to hold anything");
-        feed.screening_and_outcome(&receipt, SystemTime::now()).await?;
-        storage.payments.save(&receipt).await?;
+        feed.save_receipt(storage.payments.as_ref(), &receipt, false, SystemTime::now()).await?;
         report.interrupted += 1;
     }
     Ok(report)

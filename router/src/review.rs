@@ -156,8 +156,7 @@ impl Router {
                 code: code.to_owned(),
                 message: format!("{jurisdiction} compliance review rejected it ({message})"),
             });
-            self.feed().outcome(&receipt, self.now()).await?;
-            self.storage().payments.save(&receipt).await?;
+            self.feed().save_receipt(self.storage().payments.as_ref(), &receipt, true, self.now()).await?;
             return Ok(receipt);
         }
         if !outstanding(&receipt).is_empty() {
@@ -221,8 +220,7 @@ impl Router {
                     timeout.as_millis()
                 ),
             });
-            self.feed().outcome(&receipt, self.now()).await?;
-            self.storage().payments.save(&receipt).await?;
+            self.feed().save_receipt(self.storage().payments.as_ref(), &receipt, true, self.now()).await?;
             expired += 1;
         }
         Ok(expired)

@@ -517,3 +517,65 @@ pub async fn feed_refusal_contract(feed: Arc<dyn FeedStore>) {
     let next = feed.append(vec![(hk.clone(), feed_entry(FeedKind::Outcome, "next"))], 3).await.unwrap();
     assert_eq!((next[0].sequence, next[0].previous_hash), (2, first[0].hash));
 }
+
+/// A receipt saved with its feed entries: both are stored; with an entry the chain refuses,
+/// neither is (and the chain continues). Concurrent saves, grouped into one write by a backend
+/// that groups them, each get their own records, in their own order, and every receipt.
+pub async fn save_with_feed_contract<S: PaymentStore + FeedStore>(store: Arc<S>) {
+    let hk = jurisdiction("HK");
+    let cn = jurisdiction("CN");
+    let receipt = payment("bank-a", wire::PaymentStatus::Settled);
+    let entries = vec![
+        (hk.clone(), feed_entry(FeedKind::Screening, "with-receipt")),
+        (cn.clone(), feed_entry(FeedKind::Screening, "with-receipt")),
+        (hk.clone(), feed_entry(FeedKind::Outcome, "with-receipt")),
+    ];
+    store.save_with_feed(&receipt, entries, 1).await.unwrap();
+    let id: PaymentId = receipt.payment_id.parse().unwrap();
+    assert_eq!(store.get(id).await.unwrap(), Some(receipt));
+    assert_eq!(all_records(store.as_ref(), &hk).await.len(), 2);
+    assert_eq!(all_records(store.as_ref(), &cn).await.len(), 1);
+
+    let refused_receipt = payment("bank-a", wire::PaymentStatus::Settled);
+    let huge = FeedEntry { originator_name: Some("x".repeat(LINE_BYTES_MAX)), ..feed_entry(FeedKind::Outcome, "huge") };
+    let refused = store
+        .save_with_feed(
+            &refused_receipt,
+            vec![(hk.clone(), feed_entry(FeedKind::Screening, "fits")), (hk.clone(), huge)],
+            2,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, StorageError::Refused(_)), "{refused}");
+    assert_eq!(
+        store.get(refused_receipt.payment_id.parse().unwrap()).await.unwrap(),
+        None,
+        "receipt saved without its feed"
+    );
+    assert_eq!(all_records(store.as_ref(), &hk).await.len(), 2, "a refused save left records behind");
+
+    let saves = (0..40).map(|index| {
+        let store = Arc::clone(&store);
+        let hk = hk.clone();
+        async move {
+            let receipt = payment("bank-b", wire::PaymentStatus::Rejected);
+            let name = format!("concurrent-{index}");
+            let screening = feed_entry(FeedKind::Screening, &name);
+            let outcome =
+                FeedEntry { payment_id: screening.payment_id.clone(), ..feed_entry(FeedKind::Outcome, &name) };
+            let entries = vec![(hk.clone(), screening), (hk, outcome)];
+            store.save_with_feed(&receipt, entries, 10 + index).await.unwrap();
+            receipt
+        }
+    });
+    let receipts = futures::future::join_all(saves).await;
+    for receipt in &receipts {
+        assert_eq!(store.get(receipt.payment_id.parse().unwrap()).await.unwrap().as_ref(), Some(receipt));
+    }
+    let records = all_records(store.as_ref(), &hk).await;
+    assert_eq!(records.len(), 2 + 2 * receipts.len());
+    for pair in records[2..].chunks(2) {
+        assert_eq!(pair[0].entry.payment_id, pair[1].entry.payment_id, "one save's records were split");
+        assert_eq!((pair[0].entry.kind, pair[1].entry.kind), (FeedKind::Screening, FeedKind::Outcome));
+    }
+}

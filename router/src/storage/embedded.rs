@@ -81,15 +81,86 @@ const EXPIRY_BYTES: usize = 8;
 const UNDECIDED: u8 = 0;
 
 enum Operation {
-    Begin { id: [u8; 16], payment: Vec<u8> },
-    Decide { id: [u8; 16], proposed: Decision },
-    Finish { id: [u8; 16] },
-    Save { id: [u8; 16], participant: String, pending: bool, payment: Vec<u8> },
-    Claim { key: Vec<u8>, claim: KeyClaim },
-    PutQuote { id: [u8; 16], expires_at_ms: u64, encoded: Vec<u8> },
-    ClaimQuote { quote: QuoteId, payment: PaymentId },
-    AppendFeed { entries: Vec<(Jurisdiction, FeedEntry)>, recorded_at_ms: u64 },
-    SaveCheckpoint { key: Vec<u8>, line: String },
+    Begin {
+        id: [u8; 16],
+        payment: Vec<u8>,
+    },
+    Decide {
+        id: [u8; 16],
+        proposed: Decision,
+    },
+    Finish {
+        id: [u8; 16],
+    },
+    Save(SaveOperation),
+    /// Feed entries then a receipt, all or nothing.
+    SaveWithFeed {
+        save: SaveOperation,
+        entries: Vec<(Jurisdiction, FeedEntry)>,
+        recorded_at_ms: u64,
+    },
+    Claim {
+        key: Vec<u8>,
+        claim: KeyClaim,
+    },
+    PutQuote {
+        id: [u8; 16],
+        expires_at_ms: u64,
+        encoded: Vec<u8>,
+    },
+    ClaimQuote {
+        quote: QuoteId,
+        payment: PaymentId,
+    },
+    AppendFeed {
+        entries: Vec<(Jurisdiction, FeedEntry)>,
+        recorded_at_ms: u64,
+    },
+    SaveCheckpoint {
+        key: Vec<u8>,
+        line: String,
+    },
+}
+
+struct SaveOperation {
+    id: [u8; 16],
+    participant: String,
+    pending: bool,
+    payment: Vec<u8>,
+}
+
+impl SaveOperation {
+    fn of(payment: &wire::Payment) -> Result<Self, StorageError> {
+        Ok(Self {
+            id: id_bytes(payment_id_of(payment)?),
+            participant: payment.participant_id.clone(),
+            pending: is_pending(payment),
+            payment: payment.encode_to_vec(),
+        })
+    }
+}
+
+/// The payment tables of one write transaction.
+struct PaymentTables<'t> {
+    payments: Table<'t, &'static [u8], &'static [u8]>,
+    by_participant: Table<'t, &'static [u8], ()>,
+    pending: Table<'t, &'static [u8], ()>,
+}
+
+impl PaymentTables<'_> {
+    fn save(&mut self, save: &SaveOperation) -> Result<(), redb::StorageError> {
+        let SaveOperation { id, participant, pending, payment } = save;
+        self.payments.insert(&id[..], &payment[..])?;
+        let mut index = participant_prefix(participant);
+        index.extend_from_slice(id);
+        self.by_participant.insert(&index[..], ())?;
+        if *pending {
+            self.pending.insert(&id[..], ())?;
+        } else {
+            self.pending.remove(&id[..])?;
+        }
+        Ok(())
+    }
 }
 
 enum Reply {
@@ -434,9 +505,11 @@ fn apply_batch(
         quote_tables.forget_expired(now_ms).map_err(|error| format!("deleting expired quotes: {error}"))?;
         let mut journal = transaction.open_table(JOURNAL).map_err(|error| error.to_string())?;
         let mut unfinished = transaction.open_table(JOURNAL_UNFINISHED).map_err(|error| error.to_string())?;
-        let mut payments = transaction.open_table(PAYMENTS).map_err(|error| error.to_string())?;
-        let mut by_participant = transaction.open_table(PAYMENTS_BY_PARTICIPANT).map_err(|error| error.to_string())?;
-        let mut pending = transaction.open_table(PAYMENTS_PENDING).map_err(|error| error.to_string())?;
+        let mut payments = PaymentTables {
+            payments: transaction.open_table(PAYMENTS).map_err(|error| error.to_string())?,
+            by_participant: transaction.open_table(PAYMENTS_BY_PARTICIPANT).map_err(|error| error.to_string())?,
+            pending: transaction.open_table(PAYMENTS_PENDING).map_err(|error| error.to_string())?,
+        };
         let mut keys = transaction.open_table(KEYS).map_err(|error| error.to_string())?;
         let mut feed = FeedTables {
             records: transaction.open_table(FEED_RECORDS).map_err(|error| error.to_string())?,
@@ -449,6 +522,17 @@ fn apply_batch(
                 Operation::AppendFeed { entries, recorded_at_ms } => {
                     match feed.append(entries, *recorded_at_ms) {
                         Ok(records) => replies.push(Ok(Reply::FeedAppended(records))),
+                        Err(FeedWriteError::Operation(error)) => replies.push(Err(error)),
+                        Err(FeedWriteError::Batch(error)) => return Err(error),
+                    }
+                    continue;
+                }
+                Operation::SaveWithFeed { save, entries, recorded_at_ms } => {
+                    match feed.append(entries, *recorded_at_ms) {
+                        Ok(_) => {
+                            payments.save(save).map_err(|error| format!("saving a receipt: {error}"))?;
+                            replies.push(Ok(Reply::Done));
+                        }
                         Err(FeedWriteError::Operation(error)) => replies.push(Err(error)),
                         Err(FeedWriteError::Batch(error)) => return Err(error),
                     }
@@ -497,16 +581,8 @@ fn apply_batch(
                     unfinished.remove(&id[..])?;
                     Ok(Reply::Done)
                 }
-                Operation::Save { id, participant, pending: is_pending, payment } => {
-                    payments.insert(&id[..], &payment[..])?;
-                    let mut index = participant_prefix(participant);
-                    index.extend_from_slice(id);
-                    by_participant.insert(&index[..], ())?;
-                    if *is_pending {
-                        pending.insert(&id[..], ())?;
-                    } else {
-                        pending.remove(&id[..])?;
-                    }
+                Operation::Save(save) => {
+                    payments.save(save)?;
                     Ok(Reply::Done)
                 }
                 Operation::Claim { key, claim } => {
@@ -526,7 +602,7 @@ fn apply_batch(
                 Operation::ClaimQuote { quote, payment } => {
                     quote_tables.claim(*quote, *payment).map(Reply::QuoteClaimed)
                 }
-                Operation::AppendFeed { .. } | Operation::SaveCheckpoint { .. } => {
+                Operation::AppendFeed { .. } | Operation::SaveWithFeed { .. } | Operation::SaveCheckpoint { .. } => {
                     Err(StorageError::Corrupt("a feed write reached the payment writes".into()))
                 }
             })();
@@ -581,14 +657,17 @@ impl Journal for EmbeddedStore {
 #[async_trait::async_trait]
 impl PaymentStore for EmbeddedStore {
     async fn save(&self, payment: &wire::Payment) -> Result<(), StorageError> {
-        let id = id_bytes(payment_id_of(payment)?);
-        let operation = Operation::Save {
-            id,
-            participant: payment.participant_id.clone(),
-            pending: is_pending(payment),
-            payment: payment.encode_to_vec(),
-        };
-        self.write(operation).await.map(|_| ())
+        self.write(Operation::Save(SaveOperation::of(payment)?)).await.map(|_| ())
+    }
+
+    async fn save_with_feed(
+        &self,
+        payment: &wire::Payment,
+        feed: Vec<(Jurisdiction, FeedEntry)>,
+        recorded_at_ms: u64,
+    ) -> Result<(), StorageError> {
+        let save = SaveOperation::of(payment)?;
+        self.write(Operation::SaveWithFeed { save, entries: feed, recorded_at_ms }).await.map(|_| ())
     }
 
     async fn get(&self, payment: PaymentId) -> Result<Option<wire::Payment>, StorageError> {
@@ -935,6 +1014,13 @@ mod feed_tests {
     async fn a_refused_entry_appends_nothing() {
         let directory = temp_directory("feed-refused");
         contract_tests::feed_refusal_contract(Arc::new(EmbeddedStore::open(&directory).unwrap())).await;
+        std::fs::remove_dir_all(directory).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_receipt_is_saved_with_its_feed_records_or_not_at_all() {
+        let directory = temp_directory("save-with-feed");
+        contract_tests::save_with_feed_contract(Arc::new(EmbeddedStore::open(&directory).unwrap())).await;
         std::fs::remove_dir_all(directory).unwrap();
     }
 }

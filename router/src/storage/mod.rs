@@ -76,7 +76,7 @@ pub struct JournalEntry {
     pub decision: Option<Decision>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     #[error("storage unavailable: {0}")]
     Unavailable(String),
@@ -112,6 +112,18 @@ pub trait Journal: Send + Sync + 'static {
 #[async_trait::async_trait]
 pub trait PaymentStore: Send + Sync + 'static {
     async fn save(&self, payment: &wire::Payment) -> Result<(), StorageError>;
+
+    /// Appends `feed` to the compliance feed of this same backend, then saves `payment`, as one
+    /// atomic write: both or neither are durable on return. A payment's final receipt goes this
+    /// way with its feed records (a receipt anyone can read is in the feed already), and one
+    /// write instead of two keeps a group commit off the payment's path. A feed entry the store
+    /// refuses fails the whole call and saves nothing.
+    async fn save_with_feed(
+        &self,
+        payment: &wire::Payment,
+        feed: Vec<(Jurisdiction, FeedEntry)>,
+        recorded_at_ms: u64,
+    ) -> Result<(), StorageError>;
 
     async fn get(&self, payment: PaymentId) -> Result<Option<wire::Payment>, StorageError>;
 

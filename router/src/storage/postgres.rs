@@ -22,6 +22,11 @@
 //! `(jurisdiction, sequence)` is the last line of defence: an appender that somehow read a stale
 //! head fails on it instead of forking the chain. The lock serialises appends to one
 //! jurisdiction across all routers, each holding it for a few round trips and its commit.
+//!
+//! So each router sends its appends through one group writer: whatever appends (and receipts
+//! saved with their feed records, `save_with_feed`) are waiting go into one transaction that
+//! takes each lock once. An append the chain refuses fails the group, which is then retried one
+//! append per transaction, so it fails alone. Statements are prepared once per pooled connection.
 
 use std::collections::BTreeMap;
 
@@ -30,7 +35,9 @@ use corridor_schemas::wire::v1 as wire;
 use corridor_schemas::{Jurisdiction, ParticipantId, PaymentId};
 use deadpool_postgres::{Config as PoolConfig, Pool, Runtime};
 use prost::Message;
-use tokio_postgres::NoTls;
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
 
 use super::{
     Decision, FeedStore, Journal, JournalEntry, PaymentStore, StorageError, chain_feed_entries, decode_checkpoint,
@@ -123,6 +130,198 @@ fn hash_of(jurisdiction: &str, column: &[u8]) -> Result<FeedHash, StorageError> 
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    group: GroupWriter,
+}
+
+/// Most appends one group transaction carries.
+const GROUP_WRITES_MAX: usize = 256;
+/// Appends waiting for the group writer; callers wait when it is full.
+const GROUP_QUEUE_MAX: usize = 4_096;
+
+/// One feed append, with the receipt saved in the same transaction (`save_with_feed`).
+struct GroupWrite {
+    entries: Vec<(Jurisdiction, FeedEntry)>,
+    recorded_at_ms: u64,
+    receipt: Option<Receipt>,
+}
+
+struct Receipt {
+    id: String,
+    participant: String,
+    pending: bool,
+    bytes: Vec<u8>,
+}
+
+struct GroupRequest {
+    write: GroupWrite,
+    reply: oneshot::Sender<Result<Vec<FeedRecord>, StorageError>>,
+}
+
+/// The group writer: concurrent feed appends of this router go into one transaction, which takes
+/// each jurisdiction's lock once for all of them. Without it, appends to a jurisdiction run one
+/// after another, each holding the lock through its own commit: a few hundred a second at most.
+#[derive(Clone)]
+struct GroupWriter {
+    requests: mpsc::Sender<GroupRequest>,
+}
+
+impl GroupWriter {
+    fn start(pool: Pool) -> Self {
+        let (requests, mut queue) = mpsc::channel::<GroupRequest>(GROUP_QUEUE_MAX);
+        tokio::spawn(async move {
+            while let Some(first) = queue.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < GROUP_WRITES_MAX {
+                    match queue.try_recv() {
+                        Ok(request) => batch.push(request),
+                        Err(_) => break,
+                    }
+                }
+                let writes: Vec<&GroupWrite> = batch.iter().map(|request| &request.write).collect();
+                match write_group(&pool, &writes).await {
+                    Ok(records) => {
+                        for (request, records) in batch.into_iter().zip(records) {
+                            let _caller_gone = request.reply.send(Ok(records));
+                        }
+                    }
+                    // One refused append must not fail the others: each alone, in its own transaction.
+                    Err(_) if batch.len() > 1 => {
+                        for request in batch {
+                            let result = write_group(&pool, &[&request.write])
+                                .await
+                                .map(|mut records| records.pop().unwrap_or_default());
+                            let _caller_gone = request.reply.send(result);
+                        }
+                    }
+                    Err(error) => {
+                        for request in batch {
+                            let _caller_gone = request.reply.send(Err(error.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        Self { requests }
+    }
+
+    async fn write(&self, write: GroupWrite) -> Result<Vec<FeedRecord>, StorageError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(GroupRequest { write, reply })
+            .await
+            .map_err(|_| unavailable("the feed writer has stopped"))?;
+        answer.await.map_err(|_| unavailable("the feed writer stopped before answering"))?
+    }
+}
+
+/// Appends every write's entries, in order, and saves their receipts, in one transaction; the
+/// records appended for each write, in order.
+async fn write_group(pool: &Pool, writes: &[&GroupWrite]) -> Result<Vec<Vec<FeedRecord>>, StorageError> {
+    let jurisdictions: Vec<Jurisdiction> = {
+        let mut touched: Vec<Jurisdiction> = writes
+            .iter()
+            .flat_map(|write| write.entries.iter().map(|(jurisdiction, _)| jurisdiction.clone()))
+            .collect();
+        touched.sort();
+        touched.dedup();
+        touched
+    };
+    let mut lock_ids: Vec<i64> = jurisdictions.iter().map(feed_lock_id).collect();
+    lock_ids.sort_unstable();
+    lock_ids.dedup();
+
+    let mut client = pool.get().await.map_err(unavailable)?;
+    let transaction = client.transaction().await.map_err(database_error)?;
+    for lock_id in &lock_ids {
+        let lock = transaction.prepare_cached("SELECT pg_advisory_xact_lock($1)").await.map_err(database_error)?;
+        transaction.execute(&lock, &[lock_id]).await.map_err(database_error)?;
+    }
+    let names: Vec<&str> = jurisdictions.iter().map(Jurisdiction::as_str).collect();
+    let heads_query = transaction
+        .prepare_cached("SELECT jurisdiction, sequence, hash FROM corridor_feed_heads WHERE jurisdiction = ANY($1)")
+        .await
+        .map_err(database_error)?;
+    let rows = transaction.query(&heads_query, &[&names]).await.map_err(database_error)?;
+    let mut heads = BTreeMap::new();
+    for row in &rows {
+        let name: &str = row.get(0);
+        heads.insert(name.to_owned(), (sequence_of(row.get(1))?, hash_of(name, row.get(2))?));
+    }
+    let mut chains = BTreeMap::new();
+    for jurisdiction in &jurisdictions {
+        let head = heads.get(jurisdiction.as_str()).copied();
+        chains.insert(jurisdiction.clone(), resume_feed_chain(jurisdiction, head)?);
+    }
+    let mut appended = Vec::with_capacity(writes.len());
+    let mut record_jurisdictions = Vec::new();
+    let mut record_sequences = Vec::new();
+    let mut record_lines = Vec::new();
+    for write in writes {
+        let chained = chain_feed_entries(&mut chains, write.entries.clone(), write.recorded_at_ms)?;
+        for chained in &chained {
+            record_jurisdictions.push(chained.record.jurisdiction.as_str().to_owned());
+            record_sequences.push(sequence_column(chained.record.sequence)?);
+        }
+        let (lines, records): (Vec<String>, Vec<FeedRecord>) =
+            chained.into_iter().map(|chained| (chained.line, chained.record)).unzip();
+        record_lines.extend(lines);
+        appended.push(records);
+    }
+    let mut head_jurisdictions = Vec::with_capacity(chains.len());
+    let mut head_sequences = Vec::with_capacity(chains.len());
+    let mut head_hashes = Vec::with_capacity(chains.len());
+    for (jurisdiction, chain) in &chains {
+        let (sequence, hash) = chain.head();
+        head_jurisdictions.push(jurisdiction.as_str());
+        head_sequences.push(sequence_column(sequence)?);
+        head_hashes.push(hash.as_bytes().to_vec());
+    }
+    // One statement: the records (the primary key refuses a sequence stored already), then the
+    // heads they moved.
+    let statement = transaction
+        .prepare_cached(
+            "WITH records AS (
+                 INSERT INTO corridor_feed (jurisdiction, sequence, record)
+                 SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::TEXT[])
+             )
+             INSERT INTO corridor_feed_heads (jurisdiction, sequence, hash)
+             SELECT * FROM UNNEST($4::TEXT[], $5::BIGINT[], $6::BYTEA[])
+             ON CONFLICT (jurisdiction) DO UPDATE SET sequence = EXCLUDED.sequence, hash = EXCLUDED.hash",
+        )
+        .await
+        .map_err(database_error)?;
+    transaction
+        .execute(
+            &statement,
+            &[
+                &record_jurisdictions,
+                &record_sequences,
+                &record_lines,
+                &head_jurisdictions,
+                &head_sequences,
+                &head_hashes,
+            ],
+        )
+        .await
+        .map_err(database_error)?;
+    let receipts: Vec<&Receipt> = writes.iter().filter_map(|write| write.receipt.as_ref()).collect();
+    if !receipts.is_empty() {
+        let ids: Vec<&str> = receipts.iter().map(|receipt| receipt.id.as_str()).collect();
+        let participants: Vec<&str> = receipts.iter().map(|receipt| receipt.participant.as_str()).collect();
+        let pending: Vec<bool> = receipts.iter().map(|receipt| receipt.pending).collect();
+        let bytes: Vec<&[u8]> = receipts.iter().map(|receipt| receipt.bytes.as_slice()).collect();
+        let statement = transaction
+            .prepare_cached(
+                "INSERT INTO corridor_payments (payment_id, participant, pending, payment)
+                 SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BOOLEAN[], $4::BYTEA[])
+                 ON CONFLICT (payment_id) DO UPDATE SET pending = EXCLUDED.pending, payment = EXCLUDED.payment",
+            )
+            .await
+            .map_err(database_error)?;
+        transaction.execute(&statement, &[&ids, &participants, &pending, &bytes]).await.map_err(database_error)?;
+    }
+    transaction.commit().await.map_err(database_error)?;
+    Ok(appended)
 }
 
 fn unavailable(error: impl std::fmt::Display) -> StorageError {
@@ -144,11 +343,38 @@ impl PostgresStore {
         transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_ID]).await.map_err(unavailable)?;
         transaction.batch_execute(MIGRATIONS).await.map_err(unavailable)?;
         transaction.commit().await.map_err(unavailable)?;
-        Ok(Self { pool })
+        let group = GroupWriter::start(pool.clone());
+        Ok(Self { pool, group })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
         self.pool.get().await.map_err(unavailable)
+    }
+
+    /// Runs one statement, prepared once per pooled connection: parsed and planned once, not on
+    /// every call.
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StorageError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(database_error)?;
+        client.execute(&statement, params).await.map_err(database_error)
+    }
+
+    async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StorageError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(database_error)?;
+        client.query(&statement, params).await.map_err(database_error)
+    }
+
+    async fn query_one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, StorageError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(database_error)?;
+        client.query_one(&statement, params).await.map_err(database_error)
+    }
+
+    async fn query_opt(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, StorageError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(database_error)?;
+        client.query_opt(&statement, params).await.map_err(database_error)
     }
 }
 
@@ -157,15 +383,12 @@ impl Journal for PostgresStore {
     async fn begin(&self, payment: &wire::Payment) -> Result<(), StorageError> {
         let id = payment_id_of(payment)?.to_string();
         let bytes = payment.encode_to_vec();
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO corridor_journal (payment_id, payment) VALUES ($1, $2)
+        self.execute(
+            "INSERT INTO corridor_journal (payment_id, payment) VALUES ($1, $2)
                  ON CONFLICT (payment_id) DO UPDATE SET payment = EXCLUDED.payment",
-                &[&id, &bytes],
-            )
-            .await
-            .map_err(unavailable)?;
+            &[&id, &bytes],
+        )
+        .await?;
         Ok(())
     }
 
@@ -173,8 +396,6 @@ impl Journal for PostgresStore {
         let id = payment.to_string();
         // Insert-or-keep in one statement: the row's decision after it is the one that stands.
         let row = self
-            .client()
-            .await?
             .query_one(
                 "INSERT INTO corridor_journal (payment_id, decision) VALUES ($1, $2)
                  ON CONFLICT (payment_id) DO UPDATE
@@ -182,35 +403,28 @@ impl Journal for PostgresStore {
                  RETURNING decision",
                 &[&id, &proposed.to_code()],
             )
-            .await
-            .map_err(unavailable)?;
+            .await?;
         let code: Option<i16> = row.get(0);
         code.and_then(Decision::from_code).ok_or_else(|| StorageError::Corrupt(format!("journal decision of {id}")))
     }
 
     async fn finish(&self, payment: PaymentId) -> Result<(), StorageError> {
-        self.client()
-            .await?
-            .execute(
-                "UPDATE corridor_journal SET finished = TRUE, payment = NULL WHERE payment_id = $1",
-                &[&payment.to_string()],
-            )
-            .await
-            .map_err(unavailable)?;
+        self.execute(
+            "UPDATE corridor_journal SET finished = TRUE, payment = NULL WHERE payment_id = $1",
+            &[&payment.to_string()],
+        )
+        .await?;
         Ok(())
     }
 
     async fn unfinished(&self) -> Result<Vec<JournalEntry>, StorageError> {
         let rows = self
-            .client()
-            .await?
             .query(
                 "SELECT payment, decision FROM corridor_journal
                  WHERE NOT finished AND payment IS NOT NULL ORDER BY payment_id",
                 &[],
             )
-            .await
-            .map_err(unavailable)?;
+            .await?;
         rows.iter()
             .map(|row| {
                 let bytes: Vec<u8> = row.get(0);
@@ -226,25 +440,34 @@ impl PaymentStore for PostgresStore {
     async fn save(&self, payment: &wire::Payment) -> Result<(), StorageError> {
         let id = payment_id_of(payment)?.to_string();
         let bytes = payment.encode_to_vec();
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO corridor_payments (payment_id, participant, pending, payment) VALUES ($1, $2, $3, $4)
+        self.execute(
+            "INSERT INTO corridor_payments (payment_id, participant, pending, payment) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (payment_id) DO UPDATE SET pending = EXCLUDED.pending, payment = EXCLUDED.payment",
-                &[&id, &payment.participant_id, &is_pending(payment), &bytes],
-            )
-            .await
-            .map_err(unavailable)?;
+            &[&id, &payment.participant_id, &is_pending(payment), &bytes],
+        )
+        .await?;
         Ok(())
+    }
+
+    async fn save_with_feed(
+        &self,
+        payment: &wire::Payment,
+        feed: Vec<(Jurisdiction, FeedEntry)>,
+        recorded_at_ms: u64,
+    ) -> Result<(), StorageError> {
+        let receipt = Receipt {
+            id: payment_id_of(payment)?.to_string(),
+            participant: payment.participant_id.clone(),
+            pending: is_pending(payment),
+            bytes: payment.encode_to_vec(),
+        };
+        self.group.write(GroupWrite { entries: feed, recorded_at_ms, receipt: Some(receipt) }).await.map(|_| ())
     }
 
     async fn get(&self, payment: PaymentId) -> Result<Option<wire::Payment>, StorageError> {
         let row = self
-            .client()
-            .await?
             .query_opt("SELECT payment FROM corridor_payments WHERE payment_id = $1", &[&payment.to_string()])
-            .await
-            .map_err(unavailable)?;
+            .await?;
         row.map(|row| decode_payment(row.get::<_, &[u8]>(0))).transpose()
     }
 
@@ -258,16 +481,13 @@ impl PaymentStore for PostgresStore {
         let participant = participant.map(|p| p.as_str().to_owned());
         let wanted = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
         let rows = self
-            .client()
-            .await?
             .query(
                 "SELECT payment_id, payment FROM corridor_payments
                  WHERE payment_id > $1 AND ($2::TEXT IS NULL OR participant = $2)
                  ORDER BY payment_id LIMIT $3",
                 &[&after, &participant, &wanted],
             )
-            .await
-            .map_err(unavailable)?;
+            .await?;
         let more = rows.len() > limit;
         let mut page = Vec::with_capacity(rows.len().min(limit));
         let mut last_id = None;
@@ -286,12 +506,7 @@ impl PaymentStore for PostgresStore {
     }
 
     async fn pending(&self) -> Result<Vec<wire::Payment>, StorageError> {
-        let rows = self
-            .client()
-            .await?
-            .query("SELECT payment FROM corridor_payments WHERE pending ORDER BY payment_id", &[])
-            .await
-            .map_err(unavailable)?;
+        let rows = self.query("SELECT payment FROM corridor_payments WHERE pending ORDER BY payment_id", &[]).await?;
         rows.iter().map(|row| decode_payment(row.get::<_, &[u8]>(0))).collect()
     }
 }
@@ -306,82 +521,7 @@ impl FeedStore for PostgresStore {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        let jurisdictions: Vec<Jurisdiction> = {
-            let mut touched: Vec<Jurisdiction> = entries.iter().map(|(jurisdiction, _)| jurisdiction.clone()).collect();
-            touched.sort();
-            touched.dedup();
-            touched
-        };
-        let mut lock_ids: Vec<i64> = jurisdictions.iter().map(feed_lock_id).collect();
-        lock_ids.sort_unstable();
-        lock_ids.dedup();
-
-        let mut client = self.client().await?;
-        let transaction = client.transaction().await.map_err(database_error)?;
-        for lock_id in &lock_ids {
-            transaction.execute("SELECT pg_advisory_xact_lock($1)", &[lock_id]).await.map_err(database_error)?;
-        }
-        let names: Vec<&str> = jurisdictions.iter().map(Jurisdiction::as_str).collect();
-        let rows = transaction
-            .query(
-                "SELECT jurisdiction, sequence, hash FROM corridor_feed_heads WHERE jurisdiction = ANY($1)",
-                &[&names],
-            )
-            .await
-            .map_err(database_error)?;
-        let mut heads = BTreeMap::new();
-        for row in &rows {
-            let name: &str = row.get(0);
-            heads.insert(name.to_owned(), (sequence_of(row.get(1))?, hash_of(name, row.get(2))?));
-        }
-        let mut chains = BTreeMap::new();
-        for jurisdiction in &jurisdictions {
-            let head = heads.get(jurisdiction.as_str()).copied();
-            chains.insert(jurisdiction.clone(), resume_feed_chain(jurisdiction, head)?);
-        }
-        let chained = chain_feed_entries(&mut chains, entries, recorded_at_ms)?;
-
-        let mut record_jurisdictions = Vec::with_capacity(chained.len());
-        let mut record_sequences = Vec::with_capacity(chained.len());
-        let mut record_lines = Vec::with_capacity(chained.len());
-        for chained in &chained {
-            record_jurisdictions.push(chained.record.jurisdiction.as_str());
-            record_sequences.push(sequence_column(chained.record.sequence)?);
-            record_lines.push(chained.line.as_str());
-        }
-        let mut head_jurisdictions = Vec::with_capacity(chains.len());
-        let mut head_sequences = Vec::with_capacity(chains.len());
-        let mut head_hashes = Vec::with_capacity(chains.len());
-        for (jurisdiction, chain) in &chains {
-            let (sequence, hash) = chain.head();
-            head_jurisdictions.push(jurisdiction.as_str());
-            head_sequences.push(sequence_column(sequence)?);
-            head_hashes.push(hash.as_bytes().to_vec());
-        }
-        // One statement: the records (the primary key refuses a sequence stored already), then the
-        // heads they moved.
-        transaction
-            .execute(
-                "WITH records AS (
-                     INSERT INTO corridor_feed (jurisdiction, sequence, record)
-                     SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::TEXT[])
-                 )
-                 INSERT INTO corridor_feed_heads (jurisdiction, sequence, hash)
-                 SELECT * FROM UNNEST($4::TEXT[], $5::BIGINT[], $6::BYTEA[])
-                 ON CONFLICT (jurisdiction) DO UPDATE SET sequence = EXCLUDED.sequence, hash = EXCLUDED.hash",
-                &[
-                    &record_jurisdictions,
-                    &record_sequences,
-                    &record_lines,
-                    &head_jurisdictions,
-                    &head_sequences,
-                    &head_hashes,
-                ],
-            )
-            .await
-            .map_err(database_error)?;
-        transaction.commit().await.map_err(database_error)?;
-        Ok(chained.into_iter().map(|chained| chained.record).collect())
+        self.group.write(GroupWrite { entries, recorded_at_ms, receipt: None }).await
     }
 
     async fn records(
@@ -393,28 +533,22 @@ impl FeedStore for PostgresStore {
         let Ok(from_sequence) = i64::try_from(from_sequence) else { return Ok(Vec::new()) };
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
-            .client()
-            .await?
             .query(
                 "SELECT sequence, record FROM corridor_feed
                  WHERE jurisdiction = $1 AND sequence >= $2 ORDER BY sequence LIMIT $3",
                 &[&jurisdiction.as_str(), &from_sequence, &limit],
             )
-            .await
-            .map_err(database_error)?;
+            .await?;
         rows.iter().map(|row| decode_feed_record(row.get(1), jurisdiction, sequence_of(row.get(0))?)).collect()
     }
 
     async fn heads(&self) -> Result<Vec<(Jurisdiction, u64, FeedHash)>, StorageError> {
         let rows = self
-            .client()
-            .await?
             .query(
                 "SELECT jurisdiction, sequence, hash FROM corridor_feed_heads ORDER BY jurisdiction COLLATE \"C\"",
                 &[],
             )
-            .await
-            .map_err(database_error)?;
+            .await?;
         rows.iter()
             .map(|row| {
                 let name: &str = row.get(0);
@@ -425,48 +559,39 @@ impl FeedStore for PostgresStore {
 
     async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StorageError> {
         let line = encode_checkpoint(checkpoint)?;
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO corridor_feed_checkpoints (jurisdiction, sequence, key_id, checkpoint)
+        self.execute(
+            "INSERT INTO corridor_feed_checkpoints (jurisdiction, sequence, key_id, checkpoint)
                  VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                &[
-                    &checkpoint.jurisdiction.as_str(),
-                    &sequence_column(checkpoint.sequence)?,
-                    &checkpoint.key_id.to_string(),
-                    &line,
-                ],
-            )
-            .await
-            .map_err(database_error)?;
+            &[
+                &checkpoint.jurisdiction.as_str(),
+                &sequence_column(checkpoint.sequence)?,
+                &checkpoint.key_id.to_string(),
+                &line,
+            ],
+        )
+        .await?;
         Ok(())
     }
 
     async fn checkpoints(&self, jurisdiction: &Jurisdiction) -> Result<Vec<Checkpoint>, StorageError> {
         let rows = self
-            .client()
-            .await?
             .query(
                 "SELECT checkpoint FROM corridor_feed_checkpoints
                  WHERE jurisdiction = $1 ORDER BY sequence, key_id COLLATE \"C\"",
                 &[&jurisdiction.as_str()],
             )
-            .await
-            .map_err(database_error)?;
+            .await?;
         rows.iter().map(|row| decode_checkpoint(row.get(0), jurisdiction)).collect()
     }
 
     async fn latest_checkpoint(&self, jurisdiction: &Jurisdiction) -> Result<Option<Checkpoint>, StorageError> {
         let row = self
-            .client()
-            .await?
             .query_opt(
                 "SELECT checkpoint FROM corridor_feed_checkpoints
                  WHERE jurisdiction = $1 ORDER BY sequence DESC, key_id COLLATE \"C\" DESC LIMIT 1",
                 &[&jurisdiction.as_str()],
             )
-            .await
-            .map_err(database_error)?;
+            .await?;
         row.map(|row| decode_checkpoint(row.get(0), jurisdiction)).transpose()
     }
 }
