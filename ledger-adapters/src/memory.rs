@@ -12,15 +12,18 @@
 //! audit itself: every balance non-negative, holds within balances, and the sum of all balances
 //! equal to what was issued.
 //!
+//! Decided transactions are remembered for [`DECIDED_RETENTION`] (repeated calls get the first
+//! answer) and then forgotten, so its memory does not grow with the number of payments.
+//!
 //! It deliberately does not: time out holds (a ledger that voted yes waits for the coordinator),
 //! compact its log, or let two processes share one log (the file is locked while open).
 
 mod log;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use corridor_schemas::money::format_minor_units;
 use corridor_schemas::{AccountName, Currency, Money, PaymentId};
@@ -40,10 +43,23 @@ pub struct InMemoryLedger {
     replay: Option<ReplaySummary>,
 }
 
+/// How long a decided transaction (committed, aborted, refused) is remembered after its decision,
+/// so a repeated prepare, commit or abort gets the first answer. After that it is forgotten, so
+/// memory stays flat however long the ledger runs: a repeated prepare then arrives long after
+/// its deadline (the coordinator gives votes seconds) and is refused without being recorded; a
+/// repeated commit of a forgotten transaction is acknowledged (see [`InMemoryLedger::commit`]);
+/// a repeated abort gets UNKNOWN_TRANSACTION, which the coordinator takes as done (presumed
+/// abort). The operation log keeps every record.
+pub const DECIDED_RETENTION: Duration = Duration::from_secs(120);
+
 #[derive(Default)]
 struct State {
     accounts: HashMap<AccountName, Account>,
     transactions: HashMap<TransactionId, Transaction>,
+    /// Decided transactions in the order of their decisions, with when they were decided here.
+    decided: VecDeque<(SystemTime, TransactionId)>,
+    /// The newest transaction id (UUID v7, so its creation time, Unix ms) forgotten so far.
+    forgotten_through_ms: u64,
     /// Everything ever issued, in minor units; i128 so no issuance sequence can overflow it.
     issued_minor: i128,
 }
@@ -148,6 +164,9 @@ impl State {
                     }
                 };
                 let prepared_at = self::log::from_unix_ns(*prepared_at_unix_ns);
+                if state == TransactionState::Refused {
+                    self.decided.push_back((SystemTime::now(), id));
+                }
                 self.transactions.insert(id, Transaction { postings, state, refusal, prepared_at });
             }
             Record::Committed { transaction } => {
@@ -169,6 +188,7 @@ impl State {
                     }
                 }
                 record.state = TransactionState::Committed;
+                self.decided.push_back((SystemTime::now(), id));
             }
             Record::Aborted { transaction } => {
                 let id = parse_transaction(transaction)?;
@@ -188,9 +208,30 @@ impl State {
                     }
                 }
                 record.state = TransactionState::Aborted;
+                self.decided.push_back((SystemTime::now(), id));
             }
         }
         Ok(())
+    }
+
+    /// Forgets transactions decided more than [`DECIDED_RETENTION`] before `now`.
+    fn forget_decided(&mut self, now: SystemTime) {
+        while let Some((decided_at, id)) = self.decided.front().copied() {
+            if now.duration_since(decided_at).unwrap_or_default() < DECIDED_RETENTION {
+                break;
+            }
+            self.decided.pop_front();
+            if self.transactions.get(&id).is_some_and(|record| record.state != TransactionState::Prepared) {
+                self.transactions.remove(&id);
+                self.forgotten_through_ms = self.forgotten_through_ms.max(created_ms(id));
+            }
+        }
+    }
+
+    /// A transaction this ledger decided and then forgot: unknown now, but created no later than
+    /// the newest one forgotten.
+    fn was_forgotten(&self, id: TransactionId) -> bool {
+        !self.transactions.contains_key(&id) && created_ms(id) <= self.forgotten_through_ms
     }
 
     /// Why a new prepare of `postings` must be refused, if it must.
@@ -236,6 +277,14 @@ impl State {
         }
         Ok(())
     }
+}
+
+/// When the transaction's id was made (UUID v7 carries it), Unix ms.
+fn created_ms(id: TransactionId) -> u64 {
+    id.payment_id().as_uuid().get_timestamp().map_or(0, |timestamp| {
+        let (seconds, nanos) = timestamp.to_unix();
+        seconds.saturating_mul(1000).saturating_add(u64::from(nanos / 1_000_000))
+    })
 }
 
 fn parse_transaction(text: &str) -> Result<TransactionId, String> {
@@ -352,6 +401,7 @@ impl InMemoryLedger {
         if let Err(reason) = state.apply(&record) {
             panic!("ledger invariant broken applying {record:?}: {reason}");
         }
+        state.forget_decided(SystemTime::now());
         if let (Some(log), Some(framed)) = (&self.log, framed) {
             log.append(&framed);
         }
@@ -548,8 +598,14 @@ impl Ledger for InMemoryLedger {
         self.locked(true, |state| self.prepare_locked(state, transaction, postings, deadline)).await
     }
 
+    /// A commit of a transaction decided and forgotten (older than [`DECIDED_RETENTION`]) is
+    /// acknowledged: the coordinator sends COMMIT only for a transaction every ledger voted yes
+    /// to, and a ledger only ever applies the coordinator's one decision, so it was committed.
     async fn commit(&self, transaction: TransactionId) -> Result<(), LedgerError> {
         self.locked(true, |state| {
+            if state.was_forgotten(transaction) {
+                return Ok(());
+            }
             let record = state.transactions.get(&transaction).ok_or(LedgerError::UnknownTransaction(transaction))?;
             match record.state {
                 TransactionState::Committed => Ok(()),

@@ -468,3 +468,46 @@ proptest! {
         }
     }
 }
+
+/// Decided transactions are forgotten after the retention, so memory stays flat under a steady
+/// load; prepared ones never are. Afterwards a repeated commit is acknowledged, a repeated
+/// prepare (long past its deadline) is refused without being recorded, and balances are unmoved.
+#[tokio::test]
+async fn decided_transactions_are_forgotten_after_the_retention_and_prepared_ones_never() {
+    let ledger = ledger();
+    let committed = new_transaction();
+    let aborted = new_transaction();
+    let refused = new_transaction();
+    let prepared = new_transaction();
+    ledger.prepare(committed, &transfer("alice", "bob", 100), deadline()).await.unwrap();
+    ledger.commit(committed).await.unwrap();
+    ledger.prepare(aborted, &transfer("alice", "bob", 100), deadline()).await.unwrap();
+    ledger.abort(aborted).await.unwrap();
+    assert!(matches!(ledger.prepare(refused, &transfer("bob", "alice", 1_000_000), deadline()).await, Ok(Vote::No(_))));
+    ledger.prepare(prepared, &transfer("alice", "bob", 100), deadline()).await.unwrap();
+
+    let later = SystemTime::now() + DECIDED_RETENTION - Duration::from_secs(1);
+    ledger.lock().forget_decided(later);
+    assert_eq!(ledger.lock().transactions.len(), 4, "forgotten before the retention ended");
+    let after = SystemTime::now() + DECIDED_RETENTION + Duration::from_secs(1);
+    ledger.lock().forget_decided(after);
+    assert_eq!(ledger.lock().transactions.keys().copied().collect::<Vec<_>>(), [prepared]);
+
+    let before = ledger.audit();
+    assert_eq!(ledger.commit(committed).await, Ok(()), "a repeated commit of a forgotten transaction");
+    assert_eq!(ledger.status(committed).await, Ok(TransactionState::Unknown));
+    let late = SystemTime::now() - Duration::from_secs(1);
+    assert!(matches!(
+        ledger.prepare(committed, &transfer("alice", "bob", 100), late).await,
+        Ok(Vote::No(Refusal { code: RefusalCode::DeadlinePassed, .. }))
+    ));
+    assert_eq!(ledger.abort(aborted).await, Err(LedgerError::UnknownTransaction(aborted)));
+    assert_eq!(ledger.audit(), before);
+    assert_eq!(ledger.audit().prepared_transactions, 1);
+    // A transaction made after the newest forgotten one (ids carry milliseconds) is unknown.
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let fresh = new_transaction();
+    assert_eq!(ledger.commit(fresh).await, Err(LedgerError::UnknownTransaction(fresh)));
+    ledger.commit(prepared).await.unwrap();
+    assert!(ledger.audit().is_sound());
+}
