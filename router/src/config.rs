@@ -273,6 +273,10 @@ pub struct ParticipantConfig {
     /// Accounts the participant owns (may debit). Opening balances are issued on embedded ledgers.
     #[serde(default)]
     pub accounts: Vec<AccountConfig>,
+    /// Numbered accounts, for networks with many wallets: each series adds `count` accounts to
+    /// `accounts` when the configuration is read.
+    #[serde(default)]
+    pub account_series: Vec<AccountSeriesConfig>,
     /// The participant's Ed25519 public key (64 hex digits): when set, every payment instruction
     /// it sends must carry a valid signature (schemas/SIGNATURES.md).
     #[serde(default)]
@@ -287,6 +291,22 @@ pub struct AccountConfig {
     #[serde(default)]
     pub opening_balance: Option<Decimal>,
 }
+
+/// `count` accounts on `ledger` named `<prefix><n>`, n = 1..=count zero-padded to the width of
+/// `count` (prefix "bank-hk.s", count 1000000: bank-hk.s0000001 ... bank-hk.s1000000), each
+/// opening with `opening_balance`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSeriesConfig {
+    pub ledger: LedgerId,
+    pub prefix: String,
+    pub count: u32,
+    #[serde(default)]
+    pub opening_balance: Option<Decimal>,
+}
+
+/// Most accounts all series of a configuration may add.
+pub const SERIES_ACCOUNTS_MAX: u64 = 10_000_000;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -544,10 +564,11 @@ pub const FEE_BASIS_POINTS_MAX: u32 = 1_000;
 
 impl Config {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|error| {
+        let mut config: Config = toml::from_str(text).map_err(|error| {
             let key = error.span().map_or_else(|| "config".to_owned(), |span| key_at(text, span.start));
             ConfigError::new(key, error.message())
         })?;
+        config.expand_account_series()?;
         config.validate()?;
         Ok(config)
     }
@@ -556,6 +577,38 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|error| ConfigError::new(path.display().to_string(), format!("cannot read: {error}")))?;
         Self::from_toml(&text)
+    }
+
+    /// Adds every series' accounts to its participant's `accounts`.
+    fn expand_account_series(&mut self) -> Result<(), ConfigError> {
+        let mut total: u64 = 0;
+        for (index, participant) in self.participants.iter_mut().enumerate() {
+            for (series_index, series) in participant.account_series.iter().enumerate() {
+                let key = format!("participants[{index}].account_series[{series_index}]");
+                total += u64::from(series.count);
+                if series.count == 0 || total > SERIES_ACCOUNTS_MAX {
+                    return Err(ConfigError::new(
+                        format!("{key}.count"),
+                        format!("{} accounts; every series together may add 1 to {SERIES_ACCOUNTS_MAX}", series.count),
+                    ));
+                }
+                let width = series.count.to_string().len();
+                // Checks the prefix once: the numbered names differ from the first only in digits.
+                let first = format!("{}/{}{:0width$}", series.ledger, series.prefix, 1);
+                first
+                    .parse::<Address>()
+                    .map_err(|error| ConfigError::new(format!("{key}.prefix"), error.to_string()))?;
+                participant.accounts.reserve(series.count as usize);
+                for number in 1..=series.count {
+                    let text = format!("{}/{}{number:0width$}", series.ledger, series.prefix);
+                    let address = text
+                        .parse::<Address>()
+                        .map_err(|error| ConfigError::new(format!("{key}.prefix"), error.to_string()))?;
+                    participant.accounts.push(AccountConfig { address, opening_balance: series.opening_balance });
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn ledger(&self, id: &LedgerId) -> Option<&LedgerConfig> {
@@ -944,6 +997,43 @@ ask = "1.090"
             Ok(_) => panic!("{edit:?} was accepted"),
             Err(error) => assert!(error.to_string().contains(expected_error), "`{error}` lacks `{expected_error}`"),
         }
+    }
+
+    #[test]
+    fn account_series_add_numbered_accounts_to_their_participant() {
+        let series = r#"accounts = [{ address = "e-hkd/bank-hk.alice", opening_balance = "100.00" }]
+account_series = [
+  { ledger = "e-hkd", prefix = "bank-hk.s", count = 1000, opening_balance = "5.00" },
+  { ledger = "e-cny", prefix = "w", count = 9 },
+]"#;
+        let text = MINIMAL.replacen(
+            r#"accounts = [{ address = "e-hkd/bank-hk.alice", opening_balance = "100.00" }]"#,
+            series,
+            1,
+        );
+        let config = Config::from_toml(&text).unwrap();
+        let accounts = &config.participants[0].accounts;
+        assert_eq!(accounts.len(), 1 + 1000 + 9);
+        assert_eq!(accounts[1].address.to_string(), "e-hkd/bank-hk.s0001");
+        assert_eq!(accounts[1000].address.to_string(), "e-hkd/bank-hk.s1000");
+        assert_eq!(accounts[1].opening_balance, Some(Decimal::new(500, 2)));
+        assert_eq!((accounts[1001].address.to_string(), accounts[1001].opening_balance), ("e-cny/w1".to_owned(), None));
+
+        let with = |series: &str| {
+            MINIMAL.replacen("role = \"bank\"\n", &format!("role = \"bank\"\naccount_series = [{series}]\n"), 1)
+        };
+        let refused = |series: &str, expected: &str| match Config::from_toml(&with(series)) {
+            Ok(_) => panic!("{series} was accepted"),
+            Err(error) => assert!(error.to_string().contains(expected), "`{error}` lacks `{expected}`"),
+        };
+        refused(r#"{ ledger = "e-hkd", prefix = "x", count = 0 }"#, "participants[0].account_series[0].count");
+        refused(r#"{ ledger = "e-hkd", prefix = "x", count = 10000001 }"#, "may add 1 to 10000000");
+        refused(r#"{ ledger = "e-hkd", prefix = "bad name/", count = 2 }"#, "participants[0].account_series[0].prefix");
+        refused(r#"{ ledger = "e-usd", prefix = "x", count = 2 }"#, "ledger `e-usd` is not configured");
+        refused(
+            r#"{ ledger = "e-hkd", prefix = "d", count = 2 }, { ledger = "e-hkd", prefix = "d", count = 2 }"#,
+            "e-hkd/d1 is already owned by bank-hk",
+        );
     }
 
     #[test]

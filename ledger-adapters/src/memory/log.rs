@@ -36,10 +36,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use crate::ledger::{LedgerError, Posting, Refusal, RefusalCode};
 
 /// Largest record the log writes or reads. The biggest is the opening record
-/// ([`OPENING_ACCOUNTS_MAX`] accounts of about 100 bytes each); a prepare is under 2 KiB.
-pub const RECORD_BYTES_MAX: usize = 4 * 1024 * 1024;
-/// Most accounts an opening record may carry, so it stays within [`RECORD_BYTES_MAX`].
-pub const OPENING_ACCOUNTS_MAX: usize = 10_000;
+/// ([`OPENING_ACCOUNTS_MAX`] accounts of at most about 100 bytes each); a prepare is under 2 KiB.
+/// One record, so a ledger is created whole or (torn, dropped at open) not at all.
+pub const RECORD_BYTES_MAX: usize = 128 * 1024 * 1024;
+/// Most accounts an opening record may carry, so it stays within [`RECORD_BYTES_MAX`]: a ledger
+/// with a million wallets opens in one record (the size-scaling benchmark runs one).
+pub const OPENING_ACCOUNTS_MAX: usize = 1_048_576;
 /// Records appended but not yet durable, at most: a caller past this waits for the writer.
 pub const RECORDS_PENDING_MAX: usize = 4_096;
 /// Bytes of a record's header: its length and its checksum.
