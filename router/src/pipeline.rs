@@ -137,6 +137,19 @@ pub struct RouterSettings {
 const REPLAY_WAIT_MAX: Duration = Duration::from_secs(30);
 const REPLAY_POLL_INITIAL: Duration = Duration::from_millis(2);
 const REPLAY_POLL_MAX: Duration = Duration::from_millis(200);
+/// A claimed payment with nothing stored for this long since its id was made has lost its first
+/// attempt: a retry runs it. Pricing and screening, the only steps before the first write, take
+/// milliseconds; a retry sooner than this waits instead.
+const ADOPT_AFTER: Duration = Duration::from_secs(5);
+
+/// How long ago the payment's id was made (UUID v7 carries the time).
+fn payment_age(payment: PaymentId) -> Duration {
+    let made = payment.as_uuid().get_timestamp().map(|timestamp| {
+        let (seconds, nanos) = timestamp.to_unix();
+        SystemTime::UNIX_EPOCH + Duration::new(seconds, nanos)
+    });
+    made.and_then(|made| SystemTime::now().duration_since(made).ok()).unwrap_or_default()
+}
 
 /// SHA-256 of the instruction's canonical protobuf encoding.
 /// The signature and its time are left out: a retry signed again is the same instruction.
@@ -280,8 +293,9 @@ impl Router {
         instruction: PaymentInstruction,
         started: Instant,
     ) -> Result<wire::Payment, SubmitError> {
+        // Its first stored receipt is written with its journal entry (`Journal::begin`), or is
+        // the final one: a refusal before settlement leaves no pending receipt behind.
         let mut record = PaymentRecord::pending(payment, instruction, self.clock.now());
-        self.storage.payments.save(&record.to_wire()).await?;
 
         let decide_by = match self.price(&mut record).await? {
             Ok(decide_by) => decide_by,
@@ -461,9 +475,10 @@ impl Router {
 
     /// A retry of a key whose first submission may still be running (here or, with shared
     /// storage, on another router): wait for its final receipt, polling with backoff, for a
-    /// bounded time. If no receipt was ever stored and nothing runs it here, its first attempt died
-    /// before any ledger could have heard of it: run it now, under the same payment id (ledgers
-    /// and the journal are idempotent per id, so even a duplicate run cannot settle it twice).
+    /// bounded time. If no receipt was stored within [`ADOPT_AFTER`] of its id and nothing runs it
+    /// here, its first attempt died before any ledger could have heard of it: run it now, under
+    /// the same payment id (ledgers and the journal are idempotent per id, so even a duplicate run
+    /// cannot settle it twice).
     async fn wait_until_final(
         &self,
         payment: PaymentId,
@@ -476,12 +491,16 @@ impl Router {
             match self.storage.payments.get(payment).await? {
                 Some(receipt) if receipt.status != wire::PaymentStatus::Pending as i32 => return Ok(receipt),
                 Some(_) => {}
-                None => {
+                // Nothing stored yet: the first attempt may still be pricing and screening it (on
+                // another router, with shared storage). Only once it is older than any attempt
+                // can take to store something has that attempt died.
+                None if payment_age(payment) >= ADOPT_AFTER => {
                     if let Some(_running) = self.start_running(payment) {
                         tracing::warn!(%payment, "adopting a payment whose first attempt stored nothing");
                         return self.run(payment, instruction, started).await;
                     }
                 }
+                None => {}
             }
             if Instant::now() >= deadline {
                 return Err(SubmitError::Unavailable(format!(

@@ -579,3 +579,17 @@ pub async fn save_with_feed_contract<S: PaymentStore + FeedStore>(store: Arc<S>)
         assert_eq!((pair[0].entry.kind, pair[1].entry.kind), (FeedKind::Screening, FeedKind::Outcome));
     }
 }
+
+/// Beginning a payment in the journal also stores it as its pending receipt, in the same write.
+pub async fn begin_saves_the_pending_receipt<S: Journal + PaymentStore>(store: Arc<S>) {
+    let payment = payment("bank-a", wire::PaymentStatus::Pending);
+    let id: PaymentId = payment.payment_id.parse().unwrap();
+    store.begin(&payment).await.unwrap();
+    assert_eq!(store.get(id).await.unwrap(), Some(payment.clone()));
+    assert_eq!(store.pending().await.unwrap(), [payment.clone()]);
+    assert_eq!(store.unfinished().await.unwrap().len(), 1);
+    let mut settled = payment;
+    settled.status = wire::PaymentStatus::Settled as i32;
+    store.save(&settled).await.unwrap();
+    assert!(store.pending().await.unwrap().is_empty());
+}

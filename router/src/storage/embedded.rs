@@ -81,10 +81,8 @@ const EXPIRY_BYTES: usize = 8;
 const UNDECIDED: u8 = 0;
 
 enum Operation {
-    Begin {
-        id: [u8; 16],
-        payment: Vec<u8>,
-    },
+    /// The journal entry, and the same payment as its receipt.
+    Begin(SaveOperation),
     Decide {
         id: [u8; 16],
         proposed: Decision,
@@ -546,11 +544,12 @@ fn apply_batch(
                 _ => {}
             }
             let reply: Result<Reply, StorageError> = (|| match &request.operation {
-                Operation::Begin { id, payment } => {
+                Operation::Begin(save) => {
                     let mut value = vec![UNDECIDED, 0];
-                    value.extend_from_slice(payment);
-                    journal.insert(&id[..], &value[..])?;
-                    unfinished.insert(&id[..], ())?;
+                    value.extend_from_slice(&save.payment);
+                    journal.insert(&save.id[..], &value[..])?;
+                    unfinished.insert(&save.id[..], ())?;
+                    payments.save(save)?;
                     Ok(Reply::Done)
                 }
                 Operation::Decide { id, proposed } => {
@@ -616,8 +615,7 @@ fn apply_batch(
 #[async_trait::async_trait]
 impl Journal for EmbeddedStore {
     async fn begin(&self, payment: &wire::Payment) -> Result<(), StorageError> {
-        let id = id_bytes(payment_id_of(payment)?);
-        self.write(Operation::Begin { id, payment: payment.encode_to_vec() }).await.map(|_| ())
+        self.write(Operation::Begin(SaveOperation::of(payment)?)).await.map(|_| ())
     }
 
     async fn decide(&self, payment: PaymentId, proposed: Decision) -> Result<Decision, StorageError> {
@@ -1014,6 +1012,13 @@ mod feed_tests {
     async fn a_refused_entry_appends_nothing() {
         let directory = temp_directory("feed-refused");
         contract_tests::feed_refusal_contract(Arc::new(EmbeddedStore::open(&directory).unwrap())).await;
+        std::fs::remove_dir_all(directory).unwrap();
+    }
+
+    #[tokio::test]
+    async fn beginning_a_payment_stores_its_pending_receipt() {
+        let directory = temp_directory("begin-receipt");
+        contract_tests::begin_saves_the_pending_receipt(Arc::new(EmbeddedStore::open(&directory).unwrap())).await;
         std::fs::remove_dir_all(directory).unwrap();
     }
 

@@ -92,7 +92,9 @@ pub enum StorageError {
 #[async_trait::async_trait]
 pub trait Journal: Send + Sync + 'static {
     /// Durably records a payment whose legs are about to be prepared, so that after a crash the
-    /// payment is known and aborted on every ledger that may hold it.
+    /// payment is known and aborted on every ledger that may hold it; in the same write, saves it
+    /// as the payment's receipt (PENDING) in the receipts of the same backend, so that it can be
+    /// read while it settles.
     async fn begin(&self, payment: &wire::Payment) -> Result<(), StorageError>;
 
     /// Records `proposed` unless a decision is already recorded, and returns the decision that

@@ -383,10 +383,15 @@ impl Journal for PostgresStore {
     async fn begin(&self, payment: &wire::Payment) -> Result<(), StorageError> {
         let id = payment_id_of(payment)?.to_string();
         let bytes = payment.encode_to_vec();
+        // One statement, so one transaction: the journal entry and the pending receipt.
         self.execute(
-            "INSERT INTO corridor_journal (payment_id, payment) VALUES ($1, $2)
-                 ON CONFLICT (payment_id) DO UPDATE SET payment = EXCLUDED.payment",
-            &[&id, &bytes],
+            "WITH journal AS (
+                 INSERT INTO corridor_journal (payment_id, payment) VALUES ($1, $2)
+                 ON CONFLICT (payment_id) DO UPDATE SET payment = EXCLUDED.payment
+             )
+             INSERT INTO corridor_payments (payment_id, participant, pending, payment) VALUES ($1, $3, $4, $2)
+             ON CONFLICT (payment_id) DO UPDATE SET pending = EXCLUDED.pending, payment = EXCLUDED.payment",
+            &[&id, &bytes, &payment.participant_id, &is_pending(payment)],
         )
         .await?;
         Ok(())

@@ -154,6 +154,12 @@ async fn postgres_checkpoints_meet_the_contract() {
 }
 
 #[tokio::test]
+async fn postgres_begin_stores_the_pending_receipt() {
+    let url = fresh_database("begin_receipt").await;
+    contract_tests::begin_saves_the_pending_receipt(Arc::new(PostgresStore::connect(&url).await.unwrap())).await;
+}
+
+#[tokio::test]
 async fn postgres_saves_a_receipt_with_its_feed_records_or_not_at_all() {
     let url = fresh_database("save_with_feed").await;
     contract_tests::save_with_feed_contract(Arc::new(PostgresStore::connect(&url).await.unwrap())).await;
