@@ -586,7 +586,7 @@ pub async fn begin_saves_the_pending_receipt<S: Journal + PaymentStore>(store: A
     let id: PaymentId = payment.payment_id.parse().unwrap();
     store.begin(&payment).await.unwrap();
     assert_eq!(store.get(id).await.unwrap(), Some(payment.clone()));
-    assert_eq!(store.pending().await.unwrap(), [payment.clone()]);
+    assert_eq!(store.pending().await.unwrap(), std::slice::from_ref(&payment));
     assert_eq!(store.unfinished().await.unwrap().len(), 1);
     let mut settled = payment;
     settled.status = wire::PaymentStatus::Settled as i32;
