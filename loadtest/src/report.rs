@@ -1,75 +1,449 @@
-//! The end-of-run report: a summary table and an outcome table on stdout, and optionally the same
-//! figures as a flat JSON object for scripts and CI.
+//! The end-of-run report: the results table, the per-kind and outcome tables on stdout, and the
+//! whole report as JSON (`--json`).
 //!
-//! All figures are integers computed with integer arithmetic: latencies are recorded in
-//! microseconds and shown as milliseconds with two decimals (rounded half up), throughput is
-//! `requests * 1_000_000 / wall_time_us`. This module formats a finished run; it does not measure
-//! anything and does not decide the exit code.
+//! Every figure is an integer computed with integer arithmetic: latencies are recorded in
+//! microseconds and shown as milliseconds with three decimals, percentiles are addressed in parts
+//! per million (99.9 % is 999_000) and read off the histogram by counting, throughput is
+//! `answers * 10^6 / measured_time_us`. The JSON's percentile numbers are written from their exact
+//! decimal text. This module formats a finished run; it does not measure, and does not decide the
+//! exit code.
 
-use std::fmt::Write as _;
-use std::time::Duration;
+use std::str::FromStr as _;
 
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 
 use crate::outcome::{OutcomeClass, OutcomeCounts};
+use crate::recorder::{KindTally, Recording};
+use crate::rss::{RssReport, format_mib};
 
-/// What was asked for, repeated in the report so a saved report stands on its own.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunSettings {
-    pub target: String,
-    pub participant: String,
-    pub payer: String,
-    pub payee: String,
-    pub amount: String,
-    pub currency: String,
-    pub fixed_side: &'static str,
-    pub key_prefix: String,
-    pub requests: u64,
-    pub concurrency: usize,
-    pub connections: usize,
+/// The version of the JSON report's shape.
+pub const REPORT_FORMAT: u32 = 1;
+
+/// Parts per million of the whole: 100 %.
+pub const PPM_ALL: u32 = 1_000_000;
+
+/// The percentiles of the curve, in parts per million: every 5 % to 90 %, then every tenth of
+/// what is left in each decade (91..99 %, 99.1..99.9 %, ...) to 99.9999 %, and the maximum.
+pub fn curve_ppm() -> Vec<u32> {
+    let mut points: Vec<u32> = (0..=18).map(|step| step * 50_000).collect();
+    let mut left = 100_000;
+    while left >= 10 {
+        let step = left / 10;
+        points.extend((1..=9).map(|tenth| PPM_ALL - left + tenth * step));
+        left = step;
+    }
+    points.push(PPM_ALL);
+    points
 }
 
-/// The measured figures of a finished run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Figures {
-    pub completed: u64,
-    pub wall_time_us: u64,
-    pub throughput_per_s: u64,
-    pub latency_p50_us: u64,
-    pub latency_p90_us: u64,
-    pub latency_p99_us: u64,
-    pub latency_p999_us: u64,
-    pub latency_max_us: u64,
-}
-
-impl Figures {
-    pub fn new(latency_us: &Histogram<u64>, wall_time: Duration) -> Self {
-        let completed = latency_us.len();
-        let wall_time_us = u64::try_from(wall_time.as_micros()).unwrap_or(u64::MAX);
-        Self {
-            completed,
-            wall_time_us,
-            throughput_per_s: throughput_per_s(completed, wall_time_us),
-            latency_p50_us: latency_us.value_at_quantile(0.50),
-            latency_p90_us: latency_us.value_at_quantile(0.90),
-            latency_p99_us: latency_us.value_at_quantile(0.99),
-            latency_p999_us: latency_us.value_at_quantile(0.999),
-            latency_max_us: latency_us.max(),
+/// The values at `ppms` parts per million (ascending) of `histogram`, by counting in one pass: the
+/// same values as hdrhistogram's `value_at_quantile`, the highest equivalent of the bucket
+/// reached; 0 when empty.
+pub fn values_at_ppm(histogram: &Histogram<u64>, ppms: &[u32]) -> Vec<u64> {
+    let total = histogram.len();
+    if total == 0 {
+        return vec![0; ppms.len()];
+    }
+    let mut values = Vec::with_capacity(ppms.len());
+    let mut recorded = histogram.iter_recorded().peekable();
+    let mut counted: u64 = 0;
+    let mut value = 0;
+    for &ppm in ppms {
+        // The rank of the value at ppm: ceil(ppm * total / 10^6), at least the first.
+        let rank = (u128::from(ppm.min(PPM_ALL)) * u128::from(total)).div_ceil(u128::from(PPM_ALL)).max(1);
+        while u128::from(counted) < rank {
+            let Some(step) = recorded.next() else { break };
+            counted += step.count_since_last_iteration();
+            value = step.value_iterated_to();
         }
+        values.push(value);
+    }
+    values
+}
+
+/// `ppm` as a percent in decimal text without trailing zeros: 999_000 is "99.9", 500_000 "50".
+pub fn percent_text(ppm: u32) -> String {
+    let (whole, fraction) = (ppm / 10_000, ppm % 10_000);
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let digits = format!("{fraction:04}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+/// The inverse of [`percent_text`]: "99.9" is 999_000; at most four decimals, at most 100.
+pub fn ppm_from_percent_text(text: &str) -> Option<u32> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty() || fraction.len() > 4 || !(whole.bytes().chain(fraction.bytes())).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: u32 = whole.parse().ok()?;
+    let fraction: u32 = if fraction.is_empty() { 0 } else { format!("{fraction:0<4}").parse().ok()? };
+    let ppm = whole.checked_mul(10_000)?.checked_add(fraction)?;
+    (ppm <= PPM_ALL).then_some(ppm)
+}
+
+/// One point of a latency-percentile curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// Percent of requests answered within `latency_us`, e.g. 99.9.
+    pub percentile: serde_json::Number,
+    pub latency_us: u64,
+}
+
+pub fn curve(histogram: &Histogram<u64>) -> Vec<CurvePoint> {
+    if histogram.is_empty() {
+        return Vec::new();
+    }
+    let ppms = curve_ppm();
+    let values = values_at_ppm(histogram, &ppms);
+    ppms.iter()
+        .zip(values)
+        .filter_map(|(ppm, latency_us)| {
+            let percentile = serde_json::Number::from_str(&percent_text(*ppm)).ok()?;
+            Some(CurvePoint { percentile, latency_us })
+        })
+        .collect()
+}
+
+/// The headline percentiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+impl Percentiles {
+    pub fn of(histogram: &Histogram<u64>) -> Self {
+        let values = values_at_ppm(histogram, &[500_000, 900_000, 990_000, 999_000]);
+        let max = if histogram.is_empty() { 0 } else { histogram.max() };
+        Self { p50: values[0], p90: values[1], p99: values[2], p999: values[3], max }
     }
 }
 
-/// Completed requests per second over the wall time; a zero wall time counts as one microsecond.
-pub fn throughput_per_s(completed: u64, wall_time_us: u64) -> u64 {
-    let per_s = u128::from(completed) * 1_000_000 / u128::from(wall_time_us.max(1));
+/// What was asked for, repeated in the report so a saved report stands on its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Settings {
+    /// "payments" or "echo".
+    pub service: &'static str,
+    /// "closed" or "open".
+    pub mode: &'static str,
+    pub target: String,
+    pub connections: u64,
+    /// Closed loop.
+    pub concurrency: Option<u64>,
+    /// Open loop.
+    pub rate_per_s: Option<u64>,
+    pub in_flight_max: Option<u64>,
+    /// One of `duration_s` and `requests`.
+    pub duration_s: Option<u64>,
+    pub requests: Option<u64>,
+    pub warmup_s: u64,
+    pub request_timeout_ms: u64,
+    pub seed: u64,
+    /// The mix file, or "built-in demo"; none for the echo service.
+    pub mix: Option<String>,
+    pub key_prefix: Option<String>,
+    /// The echo service's payload.
+    pub payload_bytes: Option<usize>,
+}
+
+/// The measured figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Results {
+    /// Measured requests, whatever their end.
+    pub requests: u64,
+    /// Requests the server answered (a refusal is an answer).
+    pub answers: u64,
+    /// Requests that got no payment (or echo) and whose kind did not expect that: gRPC errors,
+    /// timeouts, lost connections, malformed answers, requests never sent. A refusal at the API
+    /// that a kind expects (GRPC:INVALID_ARGUMENT for a malformed amount) is not one.
+    pub errors: u64,
+    pub connection_lost: u64,
+    pub timed_out: u64,
+    pub not_sent: u64,
+    /// Answers that did not match their kind's expectation.
+    pub unexpected: u64,
+    pub measured_time_us: u64,
+    /// Answers per second of measured time.
+    pub throughput_per_s: u64,
+    /// From the send (closed loop) or the scheduled time (open loop) to the end.
+    pub latency_us: Percentiles,
+    /// Open loop: from the actual send.
+    pub service_time_us: Option<Percentiles>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutcomeRow {
+    pub outcome: String,
+    pub class: &'static str,
+    /// The class in words.
+    pub meaning: &'static str,
+    pub detail: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KindRow {
+    pub name: String,
+    pub weight: u32,
+    pub expect: String,
+    pub requests: u64,
+    pub matched: u64,
+    pub unexpected: u64,
+    pub examples: Vec<String>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub format: u32,
+    /// `--label`: names the run in plots that overlay several.
+    pub label: String,
+    pub settings: Settings,
+    pub results: Results,
+    pub latency_curve: Vec<CurvePoint>,
+    /// Open loop only; empty otherwise.
+    pub service_time_curve: Vec<CurvePoint>,
+    pub outcomes: Vec<OutcomeRow>,
+    /// The outcomes counted in `results.errors`.
+    pub errors: Vec<OutcomeRow>,
+    pub kinds: Vec<KindRow>,
+    pub server_rss: Option<RssReport>,
+}
+
+/// A kind of the run, as the report lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindSetting {
+    pub name: String,
+    pub weight: u32,
+    pub expect: String,
+}
+
+impl Report {
+    pub fn new(
+        label: String,
+        settings: Settings,
+        kinds: &[KindSetting],
+        recording: &Recording,
+        measured_time_us: u64,
+        server_rss: Option<RssReport>,
+    ) -> Self {
+        let outcomes_counts = &recording.outcomes;
+        let open = settings.mode == "open";
+        let answers = outcomes_counts.answers();
+        let unexpected = recording.kinds.iter().map(KindTally::unexpected).sum();
+        let results = Results {
+            requests: outcomes_counts.total(),
+            answers,
+            errors: recording.errors.total(),
+            connection_lost: outcomes_counts.connection_lost(),
+            timed_out: outcomes_counts.timed_out(),
+            not_sent: outcomes_counts.class_total(OutcomeClass::NotSent),
+            unexpected,
+            measured_time_us,
+            throughput_per_s: throughput_per_s(answers, measured_time_us),
+            latency_us: Percentiles::of(&recording.latency_us),
+            service_time_us: open.then(|| Percentiles::of(&recording.service_time_us)),
+        };
+        let outcomes = outcome_rows(outcomes_counts);
+        let errors = outcome_rows(&recording.errors);
+        let kinds = kinds
+            .iter()
+            .zip(&recording.kinds)
+            .filter(|(setting, tally)| setting.weight > 0 || tally.requests > 0)
+            .map(|(setting, tally)| KindRow {
+                name: setting.name.clone(),
+                weight: setting.weight,
+                expect: setting.expect.clone(),
+                requests: tally.requests,
+                matched: tally.matched,
+                unexpected: tally.unexpected(),
+                examples: tally.examples.clone(),
+            })
+            .collect();
+        Self {
+            format: REPORT_FORMAT,
+            label,
+            settings,
+            results,
+            latency_curve: curve(&recording.latency_us),
+            service_time_curve: if open { curve(&recording.service_time_us) } else { Vec::new() },
+            outcomes,
+            errors,
+            kinds,
+            server_rss,
+        }
+    }
+
+    pub fn to_json(&self) -> anyhow::Result<String> {
+        let mut json = serde_json::to_string_pretty(self)?;
+        json.push('\n');
+        Ok(json)
+    }
+
+    /// The results table: one figure per row, so it fits a narrow terminal.
+    pub fn results_table(&self) -> Table {
+        let settings = &self.settings;
+        let results = &self.results;
+        let title = if self.label.is_empty() { "run" } else { self.label.as_str() };
+        let mut table = table(&[title, "value"]);
+        let mut rows: Vec<(String, String)> = Vec::new();
+        let service = match (settings.service, &settings.mix, settings.payload_bytes) {
+            ("echo", _, Some(bytes)) => format!("echo ({bytes}-byte payload)"),
+            (service, Some(mix), _) => format!("{service} (mix: {mix})"),
+            (service, _, _) => service.to_owned(),
+        };
+        rows.push(("service".into(), format!("{service} at {}", settings.target)));
+        let mode = match settings.mode {
+            "open" => "open loop (latency from the scheduled time)",
+            _ => "closed loop",
+        };
+        rows.push(("mode".into(), mode.to_owned()));
+        rows.push(("connections".into(), settings.connections.to_string()));
+        if let Some(concurrency) = settings.concurrency {
+            rows.push(("concurrency".into(), concurrency.to_string()));
+        }
+        if let Some(rate_per_s) = settings.rate_per_s {
+            let in_flight = settings.in_flight_max.map(|max| format!(", at most {max} in flight")).unwrap_or_default();
+            rows.push(("target rate".into(), format!("{rate_per_s} requests/s{in_flight}")));
+        }
+        let asked = match (settings.duration_s, settings.requests) {
+            (Some(duration_s), _) => format!(" ({duration_s} s asked"),
+            (None, Some(requests)) => format!(" ({requests} requests asked"),
+            (None, None) => " (".to_owned(),
+        };
+        rows.push((
+            "duration".into(),
+            format!("{}{asked}, after a {} s warm-up)", format_seconds(results.measured_time_us), settings.warmup_s),
+        ));
+        rows.push(("requests".into(), format!("{} ({} answered)", results.requests, results.answers)));
+        rows.push(("throughput".into(), format!("{} answers/s", results.throughput_per_s)));
+        for (name, value) in percentile_rows(&results.latency_us) {
+            rows.push((format!("latency {name}"), format_ms(value)));
+        }
+        if let Some(service_time) = &results.service_time_us {
+            for (name, value) in percentile_rows(service_time) {
+                rows.push((format!("service time {name}"), format_ms(value)));
+            }
+        }
+        rows.push(("errors".into(), self.errors_text()));
+        rows.push(("unexpected answers".into(), results.unexpected.to_string()));
+        if let Some(rss) = &self.server_rss {
+            rows.push(("server RSS".into(), rss_text(rss)));
+        }
+        for (name, value) in rows {
+            table.add_row(vec![name, value]);
+        }
+        right_align(&mut table, &[1]);
+        table
+    }
+
+    fn errors_text(&self) -> String {
+        let errors: Vec<String> = self.errors.iter().map(|row| format!("{} {}", row.count, row.outcome)).collect();
+        if errors.is_empty() { "0".to_owned() } else { format!("{} ({})", self.results.errors, errors.join(", ")) }
+    }
+
+    /// One row per kind: weight, expectation, and how the answers compared with it.
+    pub fn kinds_table(&self) -> Table {
+        let mut table = table(&["kind", "weight", "expect", "requests", "as expected", "unexpected"]);
+        for kind in &self.kinds {
+            table.add_row(vec![
+                kind.name.clone(),
+                kind.weight.to_string(),
+                kind.expect.clone(),
+                kind.requests.to_string(),
+                kind.matched.to_string(),
+                kind.unexpected.to_string(),
+            ]);
+        }
+        right_align(&mut table, &[1, 3, 4, 5]);
+        table
+    }
+
+    /// The first unexpected answers of each kind, one per line.
+    pub fn examples(&self) -> Vec<String> {
+        self.kinds
+            .iter()
+            .flat_map(|kind| kind.examples.iter().map(move |example| format!("{}: {example}", kind.name)))
+            .collect()
+    }
+
+    /// One row per outcome: class and detail, count, share.
+    pub fn outcomes_table(&self) -> Table {
+        let mut table = table(&["outcome", "meaning", "count", "share"]);
+        let total = self.results.requests;
+        for row in &self.outcomes {
+            table.add_row(vec![
+                row.outcome.clone(),
+                row.meaning.to_owned(),
+                row.count.to_string(),
+                format_percent(row.count, total),
+            ]);
+        }
+        right_align(&mut table, &[2, 3]);
+        table
+    }
+
+    /// The server's memory in one line, as the soak reads it.
+    pub fn rss_line(&self) -> Option<String> {
+        self.server_rss.as_ref().map(|rss| format!("server RSS: {}", rss_text(rss)))
+    }
+}
+
+fn outcome_rows(counts: &OutcomeCounts) -> Vec<OutcomeRow> {
+    counts
+        .rows()
+        .map(|(outcome, count)| OutcomeRow {
+            outcome: outcome.to_string(),
+            class: outcome.class.token(),
+            meaning: outcome.class.label(),
+            detail: outcome.detail.to_string(),
+            count,
+        })
+        .collect()
+}
+
+fn rss_text(rss: &RssReport) -> String {
+    let exited = if rss.exited { " (the server exited during the run)" } else { "" };
+    format!(
+        "start {}, end {}, peak {}{exited}",
+        format_mib(rss.start_kib),
+        format_mib(rss.end_kib),
+        format_mib(rss.peak_kib)
+    )
+}
+
+fn percentile_rows(percentiles: &Percentiles) -> [(&'static str, u64); 5] {
+    [
+        ("p50", percentiles.p50),
+        ("p90", percentiles.p90),
+        ("p99", percentiles.p99),
+        ("p99.9", percentiles.p999),
+        ("max", percentiles.max),
+    ]
+}
+
+/// Answers per second over the measured time; a zero time counts as one microsecond.
+pub fn throughput_per_s(answers: u64, measured_time_us: u64) -> u64 {
+    let per_s = u128::from(answers) * 1_000_000 / u128::from(measured_time_us.max(1));
     u64::try_from(per_s).unwrap_or(u64::MAX)
 }
 
-/// Microseconds as milliseconds with two decimals, rounded half up: 1_235 µs is "1.24 ms".
+/// Microseconds as milliseconds to the microsecond: 1_234 µs is "1.234 ms".
 pub fn format_ms(micros: u64) -> String {
-    let hundredths_ms = micros.saturating_add(5) / 10;
-    format!("{}.{:02} ms", hundredths_ms / 100, hundredths_ms % 100)
+    format!("{}.{:03} ms", micros / 1_000, micros % 1_000)
+}
+
+/// Microseconds as seconds to the millisecond: 10_001_499 µs is "10.001 s".
+pub fn format_seconds(micros: u64) -> String {
+    let millis = micros / 1_000;
+    format!("{}.{:03} s", millis / 1_000, millis % 1_000)
 }
 
 /// `part` of `whole` as a percentage with two decimals, rounded down: 1 of 3 is "33.33 %".
@@ -95,250 +469,5 @@ fn right_align(table: &mut Table, columns: &[usize]) {
     }
 }
 
-/// The summary table: one figure per row, so it fits a narrow terminal.
-pub fn summary_table(settings: &RunSettings, figures: &Figures) -> Table {
-    let mut summary = table(&["closed loop", "value"]);
-    let rows: [(&str, String); 10] = [
-        ("requests", format!("{} of {}", figures.completed, settings.requests)),
-        ("concurrency", settings.concurrency.to_string()),
-        ("connections", settings.connections.to_string()),
-        ("wall time", format_ms(figures.wall_time_us)),
-        ("throughput", format!("{} requests/s", figures.throughput_per_s)),
-        ("latency p50", format_ms(figures.latency_p50_us)),
-        ("latency p90", format_ms(figures.latency_p90_us)),
-        ("latency p99", format_ms(figures.latency_p99_us)),
-        ("latency p99.9", format_ms(figures.latency_p999_us)),
-        ("latency max", format_ms(figures.latency_max_us)),
-    ];
-    for (name, value) in rows {
-        summary.add_row(vec![name.to_owned(), value]);
-    }
-    right_align(&mut summary, &[1]);
-    summary
-}
-
-/// The outcome table: one row per class and reason code, with its count and share.
-pub fn outcome_table(counts: &OutcomeCounts) -> Table {
-    let mut outcomes = table(&["outcome", "reason", "count", "share"]);
-    let total = counts.total();
-    for (outcome, count) in counts.rows() {
-        outcomes.add_row(vec![
-            outcome.class.label().to_owned(),
-            outcome.detail.clone(),
-            count.to_string(),
-            format_percent(count, total),
-        ]);
-    }
-    right_align(&mut outcomes, &[2, 3]);
-    outcomes
-}
-
-/// One line saying what was sent, printed above the tables.
-pub fn headline(settings: &RunSettings) -> String {
-    format!(
-        "SubmitPayment to {} as {}: {} → {}, {} {} fixed {}, keys {}-<n>",
-        settings.target,
-        settings.participant,
-        settings.payer,
-        settings.payee,
-        settings.amount,
-        settings.currency,
-        settings.fixed_side,
-        settings.key_prefix,
-    )
-}
-
-/// The report as one flat JSON object; strings are escaped, numbers are integers.
-pub fn json_report(settings: &RunSettings, figures: &Figures, counts: &OutcomeCounts) -> String {
-    let mut json = String::from("{");
-    let strings: [(&str, &str); 9] = [
-        ("mode", "closed_loop"),
-        ("target", &settings.target),
-        ("participant", &settings.participant),
-        ("payer", &settings.payer),
-        ("payee", &settings.payee),
-        ("amount", &settings.amount),
-        ("currency", &settings.currency),
-        ("fixed_side", settings.fixed_side),
-        ("key_prefix", &settings.key_prefix),
-    ];
-    for (key, value) in strings {
-        let _ = write!(json, "\"{key}\":{},", json_string(value));
-    }
-    let numbers: [(&str, u64); 11] = [
-        ("requests", settings.requests),
-        ("concurrency", u64::try_from(settings.concurrency).unwrap_or(u64::MAX)),
-        ("connections", u64::try_from(settings.connections).unwrap_or(u64::MAX)),
-        ("completed", figures.completed),
-        ("wall_time_us", figures.wall_time_us),
-        ("throughput_per_s", figures.throughput_per_s),
-        ("latency_p50_us", figures.latency_p50_us),
-        ("latency_p90_us", figures.latency_p90_us),
-        ("latency_p99_us", figures.latency_p99_us),
-        ("latency_p999_us", figures.latency_p999_us),
-        ("latency_max_us", figures.latency_max_us),
-    ];
-    for (key, value) in numbers {
-        let _ = write!(json, "\"{key}\":{value},");
-    }
-    for class in OutcomeClass::ALL {
-        let _ = write!(json, "\"{}\":{},", class.json_key(), counts.class_total(class));
-    }
-    let _ = write!(json, "\"connection_failures\":{}}}", counts.connection_failures());
-    json.push('\n');
-    json
-}
-
-/// `value` as a JSON string literal (RFC 8259 escaping).
-fn json_string(value: &str) -> String {
-    let mut literal = String::with_capacity(value.len() + 2);
-    literal.push('"');
-    for character in value.chars() {
-        match character {
-            '"' => literal.push_str("\\\""),
-            '\\' => literal.push_str("\\\\"),
-            '\n' => literal.push_str("\\n"),
-            '\r' => literal.push_str("\\r"),
-            '\t' => literal.push_str("\\t"),
-            control if u32::from(control) < 0x20 => {
-                let _ = write!(literal, "\\u{:04x}", u32::from(control));
-            }
-            other => literal.push(other),
-        }
-    }
-    literal.push('"');
-    literal
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::outcome::Outcome;
-
-    #[test]
-    fn format_ms_rounds_microseconds_to_hundredths_of_a_millisecond() {
-        fn check(micros: u64, expected: &str) {
-            assert_eq!(format_ms(micros), expected, "{micros} µs");
-        }
-        check(0, "0.00 ms");
-        check(4, "0.00 ms");
-        check(5, "0.01 ms");
-        check(10, "0.01 ms");
-        check(999, "1.00 ms");
-        check(1_234, "1.23 ms");
-        check(1_235, "1.24 ms");
-        check(12_340, "12.34 ms");
-        check(1_000_000, "1000.00 ms");
-        check(59_999_999, "60000.00 ms");
-        check(u64::MAX, "18446744073709551.61 ms");
-    }
-
-    #[test]
-    fn format_percent_rounds_down_to_hundredths() {
-        fn check(part: u64, whole: u64, expected: &str) {
-            assert_eq!(format_percent(part, whole), expected, "{part} of {whole}");
-        }
-        check(0, 0, "-");
-        check(0, 10, "0.00 %");
-        check(1, 3, "33.33 %");
-        check(2, 3, "66.66 %");
-        check(5_000, 5_000, "100.00 %");
-        check(u64::MAX, u64::MAX, "100.00 %");
-    }
-
-    #[test]
-    fn throughput_is_requests_per_second_in_integers() {
-        fn check(completed: u64, wall_time_us: u64, expected: u64) {
-            assert_eq!(throughput_per_s(completed, wall_time_us), expected, "{completed} in {wall_time_us} µs");
-        }
-        check(0, 1_000_000, 0);
-        check(5_000, 1_000_000, 5_000);
-        check(5_000, 2_500_000, 2_000);
-        check(10_000, 3_000_000, 3_333);
-        check(1, 0, 1_000_000);
-        check(u64::MAX, 1, u64::MAX);
-    }
-
-    #[test]
-    fn json_strings_are_escaped() {
-        fn check(value: &str, expected: &str) {
-            assert_eq!(json_string(value), expected);
-        }
-        check("bank-hk", "\"bank-hk\"");
-        check("say \"hi\"", "\"say \\\"hi\\\"\"");
-        check("a\\b", "\"a\\\\b\"");
-        check("line\nnext\ttab", "\"line\\nnext\\ttab\"");
-        check("\u{1}", "\"\\u0001\"");
-        check("e-hkd → e-cny", "\"e-hkd → e-cny\"");
-    }
-
-    fn settings() -> RunSettings {
-        RunSettings {
-            target: "http://127.0.0.1:50051".to_owned(),
-            participant: "bank-hk".to_owned(),
-            payer: "e-hkd/bank-hk.w01".to_owned(),
-            payee: "e-cny/bank-cn.w01".to_owned(),
-            amount: "10.00".to_owned(),
-            currency: "HKD".to_owned(),
-            fixed_side: "send",
-            key_prefix: "lt-1".to_owned(),
-            requests: 3,
-            concurrency: 2,
-            connections: 1,
-        }
-    }
-
-    #[test]
-    fn json_report_is_one_flat_object_with_every_figure() {
-        let mut latency_us = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-        for micros in [100, 200, 300] {
-            latency_us.record(micros).unwrap();
-        }
-        let figures = Figures::new(&latency_us, Duration::from_millis(3));
-        let mut counts = OutcomeCounts::default();
-        counts.record(Outcome::new(OutcomeClass::Settled, ""));
-        counts.record(Outcome::new(OutcomeClass::Rejected, "NO_ROUTE"));
-        counts.record(Outcome::new(OutcomeClass::GrpcError, "UNAVAILABLE"));
-        let json = json_report(&settings(), &figures, &counts);
-        assert_eq!(
-            json,
-            concat!(
-                "{\"mode\":\"closed_loop\",\"target\":\"http://127.0.0.1:50051\",\"participant\":\"bank-hk\",",
-                "\"payer\":\"e-hkd/bank-hk.w01\",\"payee\":\"e-cny/bank-cn.w01\",\"amount\":\"10.00\",",
-                "\"currency\":\"HKD\",\"fixed_side\":\"send\",\"key_prefix\":\"lt-1\",",
-                "\"requests\":3,\"concurrency\":2,\"connections\":1,\"completed\":3,\"wall_time_us\":3000,",
-                "\"throughput_per_s\":1000,\"latency_p50_us\":200,\"latency_p90_us\":300,",
-                "\"latency_p99_us\":300,\"latency_p999_us\":300,\"latency_max_us\":300,",
-                "\"settled\":1,\"rejected\":1,\"failed\":0,\"pending\":0,\"grpc_errors\":1,\"unexpected\":0,",
-                "\"connection_failures\":1}\n"
-            )
-        );
-    }
-
-    #[test]
-    fn tables_show_every_figure_and_outcome() {
-        let figures = Figures {
-            completed: 3,
-            wall_time_us: 3_000,
-            throughput_per_s: 1_000,
-            latency_p50_us: 2_000,
-            latency_p90_us: 2_500,
-            latency_p99_us: 2_990,
-            latency_p999_us: 2_999,
-            latency_max_us: 3_001,
-        };
-        let summary = summary_table(&settings(), &figures).to_string();
-        for expected in
-            ["3 of 3", "1000 requests/s", "2.00 ms", "2.50 ms", "2.99 ms", "3.00 ms", "latency p99.9", "latency max"]
-        {
-            assert!(summary.contains(expected), "{expected:?} missing from\n{summary}");
-        }
-        let mut counts = OutcomeCounts::default();
-        counts.record(Outcome::new(OutcomeClass::Settled, ""));
-        counts.record(Outcome::new(OutcomeClass::Rejected, "NO_ROUTE"));
-        let outcomes = outcome_table(&counts).to_string();
-        for expected in ["settled", "rejected", "NO_ROUTE", "50.00 %"] {
-            assert!(outcomes.contains(expected), "{expected:?} missing from\n{outcomes}");
-        }
-    }
-}
+mod tests;
