@@ -16,6 +16,8 @@
 //!   same client, connections, modes and report, sending payloads as large as the mix's
 //!   instructions: the gRPC ceiling of the machine, to compare the router's figures with.
 //! - `plot` overlays the latency curves of several JSON reports in one SVG, one per `--label`.
+//! - `compare` tables several JSON reports, each as a ratio to a baseline (`--markdown` too);
+//!   `report-field` prints one value of a report, for scripts (`loadtest/bench.sh` uses both).
 //! - `mix` checks a mix file and shows its kinds and a few of its payments.
 //!
 //! It is an outside client: it depends on no Corridor crate but the wire types of
@@ -36,6 +38,7 @@
 //! connect; 2 when the run completed but some requests lost their connection or timed out.
 
 mod amount;
+mod compare;
 mod driver;
 mod echo;
 mod load;
@@ -127,6 +130,20 @@ enum Command {
         #[arg(required = true, num_args = 1..)]
         reports: Vec<PathBuf>,
     },
+    /// Compare several `run --json` reports, each as a ratio to a baseline's throughput.
+    Compare {
+        /// The report every other is compared with (the echo ceiling, in the benchmark).
+        #[arg(long)]
+        baseline: PathBuf,
+        /// Also write the table as Markdown to this file.
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+        /// The reports, in the order of the table (the baseline first, wherever it is listed).
+        #[arg(required = true, num_args = 1..)]
+        reports: Vec<PathBuf>,
+    },
+    /// Print one value of a `run --json` report, by JSON pointer (`/results/throughput_per_s`).
+    ReportField { report: PathBuf, pointer: String },
     /// Check a mix file, show its kinds and weights and a few of its payments.
     Mix {
         #[command(flatten)]
@@ -255,6 +272,13 @@ fn main() -> ExitCode {
             Command::EchoServer { listen } => echo::serve(listen).await.map(|()| ExitCode::SUCCESS),
             Command::Plot { out, title, reports } => plot_reports(&out, &title, &reports).map(|()| ExitCode::SUCCESS),
             Command::Mix { mix, show } => show_mix(&mix, show).map(|()| ExitCode::SUCCESS),
+            Command::Compare { baseline, markdown, reports } => {
+                compare::compare(&baseline, &reports, markdown.as_deref()).map(|()| ExitCode::SUCCESS)
+            }
+            Command::ReportField { report, pointer } => compare::field(&report, &pointer).map(|value| {
+                println!("{value}");
+                ExitCode::SUCCESS
+            }),
         }
     });
     match result {
