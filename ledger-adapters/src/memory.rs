@@ -22,7 +22,7 @@ mod log;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use corridor_schemas::money::format_minor_units;
@@ -323,35 +323,7 @@ impl InMemoryLedger {
                 path: path.clone(),
                 source: std::io::Error::other(format!("opening the log stopped: {join_error}")),
             })??;
-        let mut state = State::default();
-        for (index, (offset, record)) in opened.records.iter().enumerate() {
-            let corrupt = |reason: String| LedgerLogError::Corrupt { path: path.clone(), offset: *offset, reason };
-            match (index, record) {
-                (0, Record::Created { format, ledger, currency, jurisdiction, .. }) => {
-                    if *format != self::log::FORMAT_VERSION {
-                        let expected = self::log::FORMAT_VERSION;
-                        return Err(corrupt(format!("log format {format}; this build reads format {expected}")));
-                    }
-                    let matches = *ledger == description.ledger
-                        && *currency == description.currency
-                        && *jurisdiction == description.jurisdiction;
-                    if !matches {
-                        return Err(LedgerLogError::DifferentLedger {
-                            path: path.clone(),
-                            found: format!("{ledger} ({currency}, {jurisdiction})"),
-                            expected: format!(
-                                "{} ({}, {})",
-                                description.ledger, description.currency, description.jurisdiction
-                            ),
-                        });
-                    }
-                }
-                (0, _) => return Err(corrupt("the first record does not create the ledger".into())),
-                (_, Record::Created { .. }) => return Err(corrupt("a second creation record".into())),
-                _ => {}
-            }
-            state.apply(record).map_err(corrupt)?;
-        }
+        let state = replay(&path, &description, &opened.records)?;
         let replay = ReplaySummary {
             path: path.clone(),
             created: opened.created,
@@ -360,6 +332,56 @@ impl InMemoryLedger {
         };
         let log = OperationLog::start(path, opened.file)?;
         Ok(Self { description, state: Mutex::new(state), log: Some(log), replay: Some(replay) })
+    }
+
+    /// Several ledgers durable in one shared log at `path` (the embedded default's ledgers): each
+    /// as [`InMemoryLedger::open_durable`] would open it, but one writer makes all their records
+    /// durable with one write and one fsync, so the cost of durability does not grow with the
+    /// number of ledgers. A ledger with no record in the log yet is created with its opening
+    /// balances; a log holding a ledger not listed is refused.
+    pub async fn open_durable_group(
+        path: impl Into<PathBuf>,
+        ledgers: Vec<(LedgerDescription, Vec<(AccountName, i64)>)>,
+    ) -> Result<Vec<Self>, LedgerLogError> {
+        let path = path.into();
+        let mut openings = Vec::with_capacity(ledgers.len());
+        for (description, opening_balances) in &ledgers {
+            check_opening_balances(opening_balances)?;
+            let record = Record::created(
+                description.ledger.clone(),
+                description.currency,
+                description.jurisdiction.clone(),
+                opening_balances.clone(),
+            );
+            openings.push((description.ledger.to_string(), record));
+        }
+        let blocking_path = path.clone();
+        let opened = tokio::task::spawn_blocking(move || self::log::open_group_file(&blocking_path, &openings))
+            .await
+            .map_err(|join_error| LedgerLogError::Io {
+                path: path.clone(),
+                source: std::io::Error::other(format!("opening the log stopped: {join_error}")),
+            })??;
+        let mut states = Vec::with_capacity(ledgers.len());
+        for ((description, _), (records, created)) in ledgers.iter().zip(&opened.ledgers) {
+            let state = replay(&path, description, records)?;
+            let summary = ReplaySummary {
+                path: path.clone(),
+                created: *created,
+                records_replayed: records.len(),
+                torn_tail_bytes: opened.torn_tail_bytes,
+            };
+            states.push((state, summary));
+        }
+        let writer = Arc::new(self::log::LogWriter::start(path, opened.file)?);
+        Ok(ledgers
+            .into_iter()
+            .zip(states)
+            .map(|((description, _), (state, summary))| {
+                let log = OperationLog::shared(Arc::clone(&writer), description.ledger.to_string());
+                Self { description, state: Mutex::new(state), log: Some(log), replay: Some(summary) }
+            })
+            .collect())
     }
 
     pub fn description(&self) -> &LedgerDescription {
@@ -395,7 +417,7 @@ impl InMemoryLedger {
     /// log's order is the order of application.
     fn record(&self, state: &mut State, record: Record) -> Result<(), LedgerError> {
         let framed = match &self.log {
-            Some(_) => Some(self::log::encode(&record).map_err(LedgerError::Unavailable)?),
+            Some(log) => Some(log.encode(&record).map_err(LedgerError::Unavailable)?),
             None => None,
         };
         if let Err(reason) = state.apply(&record) {
@@ -555,6 +577,40 @@ impl InMemoryLedger {
         )?;
         Ok(refusal.map_or(Vote::Yes, Vote::No))
     }
+}
+
+/// The state a ledger's records (its creation first) leave it in; checks they are this ledger's.
+fn replay(path: &Path, description: &LedgerDescription, records: &[(u64, Record)]) -> Result<State, LedgerLogError> {
+    let mut state = State::default();
+    for (index, (offset, record)) in records.iter().enumerate() {
+        let corrupt = |reason: String| LedgerLogError::Corrupt { path: path.to_owned(), offset: *offset, reason };
+        match (index, record) {
+            (0, Record::Created { format, ledger, currency, jurisdiction, .. }) => {
+                if *format != self::log::FORMAT_VERSION {
+                    let expected = self::log::FORMAT_VERSION;
+                    return Err(corrupt(format!("log format {format}; this build reads format {expected}")));
+                }
+                let matches = *ledger == description.ledger
+                    && *currency == description.currency
+                    && *jurisdiction == description.jurisdiction;
+                if !matches {
+                    return Err(LedgerLogError::DifferentLedger {
+                        path: path.to_owned(),
+                        found: format!("{ledger} ({currency}, {jurisdiction})"),
+                        expected: format!(
+                            "{} ({}, {})",
+                            description.ledger, description.currency, description.jurisdiction
+                        ),
+                    });
+                }
+            }
+            (0, _) => return Err(corrupt("the first record does not create the ledger".into())),
+            (_, Record::Created { .. }) => return Err(corrupt("a second creation record".into())),
+            _ => {}
+        }
+        state.apply(record).map_err(corrupt)?;
+    }
+    Ok(state)
 }
 
 /// Opening balances must fit one log record and be valid issuances.

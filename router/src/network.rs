@@ -105,6 +105,9 @@ pub struct Network {
     pub embedded_ledgers: Vec<Arc<InMemoryLedger>>,
 }
 
+/// The shared operation log of the in-process ledgers, in the ledger log directory.
+pub const LEDGERS_LOG: &str = "ledgers.log";
+
 /// The accounts each ledger must start with: every configured account with its opening balance
 /// (zero opens it empty), and the fee accounts.
 fn opening_balances(config: &Config) -> Result<HashMap<LedgerId, Vec<(AccountName, i64)>>, ConfigError> {
@@ -173,8 +176,9 @@ impl Network {
     }
 
     /// The network `corridor serve` runs: a ledger with an `endpoint` is reached over the ledger
-    /// protocol (its node funds its own accounts); any other is in-process, kept durable in an
-    /// operation log under `ledger_logs` (opening balances issued once, when the log is new).
+    /// protocol (its node funds its own accounts); the others are in-process, kept durable in one
+    /// shared operation log under `ledger_logs` (opening balances issued once, when a ledger is new
+    /// to the log).
     /// Velocity limits count in `velocity_counter` (see [`crate::open_velocity_counter`]); remote
     /// ledgers are reached as `ledger_security` says (the router's certificate over mTLS).
     pub async fn build(
@@ -187,27 +191,39 @@ impl Network {
         config.validate()?;
         let opening = opening_balances(config)?;
         let mut ledgers = HashMap::new();
-        let mut embedded_ledgers = Vec::new();
+        let mut in_process = Vec::new();
         for (index, ledger_config) in config.ledgers.iter().enumerate() {
             let description = description_of(ledger_config);
             let failed = |reason: String| ConfigError { key: format!("ledgers[{index}]"), reason };
-            let ledger: Arc<dyn Ledger> = match &ledger_config.endpoint {
-                Some(endpoint) => Arc::new(RemoteLedger::connect_lazy_at(
-                    ledger_security.endpoint(endpoint).map_err(|error| failed(format!("endpoint: {error}")))?,
-                    RemoteLedgerSettings::default(),
-                )),
-                None => {
-                    let path = ledger_logs.join(format!("{}.log", ledger_config.id));
-                    let accounts = opening.get(&ledger_config.id).cloned().unwrap_or_default();
-                    let ledger = InMemoryLedger::open_durable(&path, description.clone(), &accounts)
-                        .await
-                        .map_err(|error| failed(format!("cannot open {}: {error}", path.display())))?;
-                    let ledger = Arc::new(ledger);
-                    embedded_ledgers.push(Arc::clone(&ledger));
-                    ledger
+            match &ledger_config.endpoint {
+                Some(endpoint) => {
+                    let ledger: Arc<dyn Ledger> = Arc::new(RemoteLedger::connect_lazy_at(
+                        ledger_security.endpoint(endpoint).map_err(|error| failed(format!("endpoint: {error}")))?,
+                        RemoteLedgerSettings::default(),
+                    ));
+                    ledgers.insert(ledger_config.id.clone(), LedgerHandle { description, ledger });
                 }
-            };
-            ledgers.insert(ledger_config.id.clone(), LedgerHandle { description, ledger });
+                None => {
+                    let accounts = opening.get(&ledger_config.id).cloned().unwrap_or_default();
+                    in_process.push((description, accounts));
+                }
+            }
+        }
+        // Every in-process ledger in one shared operation log: one write and one fsync make all
+        // their changes durable, so durability costs the same with 4 ledgers or 16.
+        let mut embedded_ledgers = Vec::new();
+        if !in_process.is_empty() {
+            let path = ledger_logs.join(LEDGERS_LOG);
+            let opened = InMemoryLedger::open_durable_group(&path, in_process).await.map_err(|error| ConfigError {
+                key: "ledgers".into(),
+                reason: format!("cannot open {}: {error}", path.display()),
+            })?;
+            for ledger in opened {
+                let ledger = Arc::new(ledger);
+                let description = ledger.description().clone();
+                embedded_ledgers.push(Arc::clone(&ledger));
+                ledgers.insert(description.ledger.clone(), LedgerHandle { description, ledger });
+            }
         }
         Self::assemble(config, rate_source, ledgers, embedded_ledgers, velocity_counter)
     }

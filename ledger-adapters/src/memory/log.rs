@@ -192,9 +192,15 @@ const CRC32_TABLE: [u32; 256] = {
     table
 };
 
-/// Frames one record: header, then payload.
-pub(super) fn encode(record: &Record) -> Result<Vec<u8>, String> {
-    let payload = serde_json::to_vec(record).map_err(|error| format!("cannot encode a log record: {error}"))?;
+/// Frames one record: header, then payload. In a shared log (`tag`: the ledger's id) the payload
+/// is the ledger's id, a newline, then the record.
+pub(super) fn encode(tag: Option<&str>, record: &Record) -> Result<Vec<u8>, String> {
+    let mut payload = Vec::new();
+    if let Some(tag) = tag {
+        payload.extend_from_slice(tag.as_bytes());
+        payload.push(b'\n');
+    }
+    serde_json::to_writer(&mut payload, record).map_err(|error| format!("cannot encode a log record: {error}"))?;
     if payload.len() > RECORD_BYTES_MAX {
         return Err(format!("a log record of {} bytes exceeds {RECORD_BYTES_MAX}", payload.len()));
     }
@@ -209,8 +215,8 @@ pub(super) fn encode(record: &Record) -> Result<Vec<u8>, String> {
 /// What decoding a whole file found.
 #[derive(Debug)]
 pub(super) struct Decoded {
-    /// Each good record with the offset it starts at.
-    pub records: Vec<(u64, Record)>,
+    /// Each good record with the offset it starts at, and its ledger's id in a shared log.
+    pub records: Vec<(u64, Option<String>, Record)>,
     /// Bytes up to the end of the last good record; the rest, if any, is a torn tail.
     pub valid_bytes: u64,
 }
@@ -218,7 +224,7 @@ pub(super) struct Decoded {
 /// Decodes a log. A damaged last record (short, or failing its checksum, or followed only by zero
 /// bytes, which is how some file systems show a write that never reached the disk) is a torn tail
 /// left by a crash mid-append, and is dropped. Damage anywhere else is corruption.
-pub(super) fn decode(bytes: &[u8]) -> Result<Decoded, (u64, String)> {
+pub(super) fn decode(bytes: &[u8], tagged: bool) -> Result<Decoded, (u64, String)> {
     let offset_of = |offset: usize| u64::try_from(offset).unwrap_or(u64::MAX);
     let mut records = Vec::new();
     let mut offset = 0usize;
@@ -246,9 +252,18 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Decoded, (u64, String)> {
             }
             return Err((offset_of(offset), "checksum mismatch in a record that is not the last".to_owned()));
         }
-        let record: Record = serde_json::from_slice(payload)
+        let (tag, json) = match (tagged, payload.iter().position(|byte| *byte == b'\n')) {
+            (false, _) => (None, payload),
+            (true, Some(end)) if end > 0 => {
+                let tag = std::str::from_utf8(&payload[..end])
+                    .map_err(|_| (offset_of(offset), "a shared log record's ledger id is not UTF-8".to_owned()))?;
+                (Some(tag.to_owned()), &payload[end + 1..])
+            }
+            (true, _) => return Err((offset_of(offset), "a shared log record names no ledger".to_owned())),
+        };
+        let record: Record = serde_json::from_slice(json)
             .map_err(|error| (offset_of(offset), format!("a record with a good checksum does not decode: {error}")))?;
-        records.push((offset_of(offset), record));
+        records.push((offset_of(offset), tag, record));
         offset += end;
     }
     Ok(Decoded { records, valid_bytes: offset_of(offset) })
@@ -286,8 +301,16 @@ impl Queue {
     }
 }
 
-/// A log opened and replayed: what the ledger keeps.
+/// A log opened and replayed: what the ledger keeps. Several ledgers may share one file and its
+/// writer (`tag` then names this ledger in each of its records): one write and one fsync make
+/// all their records durable, however many ledgers there are.
 pub(super) struct OperationLog {
+    writer: Arc<LogWriter>,
+    tag: Option<String>,
+}
+
+/// The file, its queue and its writer thread; stopped when the last ledger using it is dropped.
+pub(super) struct LogWriter {
     path: PathBuf,
     queue: Arc<Queue>,
     durable: watch::Receiver<Durability>,
@@ -320,8 +343,11 @@ pub(super) fn open_file(path: &Path, opening_record: &Record) -> Result<OpenedFi
     }
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).map_err(io)?;
-    let decoded =
-        decode(&bytes).map_err(|(offset, reason)| LedgerLogError::Corrupt { path: path.to_owned(), offset, reason })?;
+    let decoded = decode(&bytes, false).map_err(|(offset, reason)| LedgerLogError::Corrupt {
+        path: path.to_owned(),
+        offset,
+        reason,
+    })?;
     let file_bytes = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
     let torn_tail_bytes = file_bytes - decoded.valid_bytes;
     if torn_tail_bytes > 0 {
@@ -329,15 +355,79 @@ pub(super) fn open_file(path: &Path, opening_record: &Record) -> Result<OpenedFi
         file.set_len(decoded.valid_bytes).map_err(io)?;
         file.sync_data().map_err(io)?;
     }
-    let mut records = decoded.records;
+    let mut records: Vec<(u64, Record)> =
+        decoded.records.into_iter().map(|(offset, _, record)| (offset, record)).collect();
     let created = records.is_empty();
     if created {
-        let framed = encode(opening_record).map_err(LedgerLogError::OpeningBalances)?;
+        let framed = encode(None, opening_record).map_err(LedgerLogError::OpeningBalances)?;
         file.write_all(&framed).map_err(io)?;
         file.sync_data().map_err(io)?;
         records.push((0, opening_record.clone()));
     }
     Ok(OpenedFile { file, records, created, torn_tail_bytes })
+}
+
+/// A shared log opened: each ledger's records, in order.
+pub(super) struct OpenedGroup {
+    pub file: File,
+    /// Per ledger of `openings`, in their order: its records and whether it was created now.
+    pub ledgers: Vec<(Vec<(u64, Record)>, bool)>,
+    pub torn_tail_bytes: u64,
+}
+
+/// Opens (or creates) a log shared by several ledgers, each named by its tag (its id) with its
+/// creation record. A ledger with no record yet is created (all of them in one write and one
+/// fsync); a file holding records of a ledger not among `openings` is refused, since its state
+/// would be silently dropped.
+pub(super) fn open_group_file(path: &Path, openings: &[(String, Record)]) -> Result<OpenedGroup, LedgerLogError> {
+    let io = |source| LedgerLogError::Io { path: path.to_owned(), source };
+    let existed = path.exists();
+    let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io)?;
+    file.try_lock().map_err(|error| match error {
+        std::fs::TryLockError::WouldBlock => LedgerLogError::InUse { path: path.to_owned() },
+        std::fs::TryLockError::Error(source) => io(source),
+    })?;
+    if !existed {
+        sync_parent_directory(path).map_err(io)?;
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io)?;
+    let decoded = decode(&bytes, true).map_err(|(offset, reason)| LedgerLogError::Corrupt {
+        path: path.to_owned(),
+        offset,
+        reason,
+    })?;
+    let file_bytes = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    let torn_tail_bytes = file_bytes - decoded.valid_bytes;
+    if torn_tail_bytes > 0 {
+        file.set_len(decoded.valid_bytes).map_err(io)?;
+        file.sync_data().map_err(io)?;
+    }
+    let mut ledgers: Vec<(Vec<(u64, Record)>, bool)> = openings.iter().map(|_| (Vec::new(), false)).collect();
+    for (offset, tag, record) in decoded.records {
+        let tag = tag.unwrap_or_default();
+        let index = openings.iter().position(|(opening_tag, _)| *opening_tag == tag).ok_or_else(|| {
+            LedgerLogError::Corrupt {
+                path: path.to_owned(),
+                offset,
+                reason: format!("the log holds ledger `{tag}`, which is not among the ledgers opened on it"),
+            }
+        })?;
+        ledgers[index].0.push((offset, record));
+    }
+    let mut creation = Vec::new();
+    for ((tag, opening), (records, created)) in openings.iter().zip(&mut ledgers) {
+        if records.is_empty() {
+            creation.extend(encode(Some(tag), opening).map_err(LedgerLogError::OpeningBalances)?);
+            records.push((decoded.valid_bytes, opening.clone()));
+            *created = true;
+        }
+    }
+    if !creation.is_empty() {
+        file.write_all(&creation).map_err(io)?;
+        file.sync_data().map_err(io)?;
+    }
+    Ok(OpenedGroup { file, ledgers, torn_tail_bytes })
 }
 
 /// Makes a newly created file's directory entry durable, so the file itself survives a crash.
@@ -358,6 +448,51 @@ fn sync_parent_directory(path: &Path) -> std::io::Result<()> {
 }
 
 impl OperationLog {
+    /// Starts the writer on an opened file whose records have been replayed: one ledger's log.
+    pub(super) fn start(path: PathBuf, file: File) -> Result<Self, LedgerLogError> {
+        Ok(Self { writer: Arc::new(LogWriter::start(path, file)?), tag: None })
+    }
+
+    /// A ledger's handle on a shared log, its records tagged with `tag`.
+    pub(super) fn shared(writer: Arc<LogWriter>, tag: String) -> Self {
+        Self { writer, tag: Some(tag) }
+    }
+
+    /// Frames a record for this log.
+    pub(super) fn encode(&self, record: &Record) -> Result<Vec<u8>, String> {
+        encode(self.tag.as_deref(), record)
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        &self.writer.path
+    }
+
+    pub(super) async fn permit(&self) -> Result<OwnedSemaphorePermit, LedgerError> {
+        self.writer.permit().await
+    }
+
+    pub(super) fn check_healthy(&self) -> Result<(), LedgerError> {
+        self.writer.check_healthy()
+    }
+
+    pub(super) fn append(&self, framed: &[u8]) -> u64 {
+        self.writer.append(framed)
+    }
+
+    pub(super) fn appended_seq(&self) -> u64 {
+        self.writer.appended_seq()
+    }
+
+    pub(super) fn syncs(&self) -> u64 {
+        self.writer.syncs()
+    }
+
+    pub(super) async fn wait_durable(&self, seq: u64) -> Result<(), LedgerError> {
+        self.writer.wait_durable(seq).await
+    }
+}
+
+impl LogWriter {
     /// Starts the writer on an opened file whose records have been replayed.
     pub(super) fn start(path: PathBuf, file: File) -> Result<Self, LedgerLogError> {
         let queue = Arc::new(Queue {
@@ -372,10 +507,6 @@ impl OperationLog {
             .spawn(move || write_records(file, &writer_queue, &publish))
             .map_err(|source| LedgerLogError::Io { path: path.clone(), source })?;
         Ok(Self { path, queue, durable, permits: Arc::new(Semaphore::new(RECORDS_PENDING_MAX)), writer: Some(writer) })
-    }
-
-    pub(super) fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Waits for room in the queue of records not yet durable. Held until the caller's record
@@ -396,8 +527,8 @@ impl OperationLog {
         }
     }
 
-    /// Queues a framed record; returns its sequence number. Call with the ledger's lock held, so
-    /// the log's order is the order in which changes were applied.
+    /// Queues a framed record; returns its sequence number (counted over the whole file). Call
+    /// with the ledger's lock held, so the log's order is the order in which changes were applied.
     pub(super) fn append(&self, framed: &[u8]) -> u64 {
         let mut pending = self.queue.lock();
         pending.bytes.extend_from_slice(framed);
@@ -408,8 +539,8 @@ impl OperationLog {
         seq
     }
 
-    /// The last record appended. Read with the ledger's lock held, it covers every change the
-    /// caller has seen.
+    /// The last record appended (of any ledger of the file). Read with the ledger's lock held, it
+    /// covers every change the caller has seen.
     pub(super) fn appended_seq(&self) -> u64 {
         self.queue.lock().appended_seq
     }
@@ -440,7 +571,7 @@ fn unavailable_after_failure(reason: &str) -> LedgerError {
     LedgerError::Unavailable(format!("the ledger's log failed ({reason}); restart the ledger node to recover"))
 }
 
-impl Drop for OperationLog {
+impl Drop for LogWriter {
     /// Lets the writer drain what is queued and close the file (releasing its lock), so the same
     /// file can be opened again as soon as this returns. Blocks for at most one write and fsync.
     fn drop(&mut self) {

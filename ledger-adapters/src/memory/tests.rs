@@ -511,3 +511,60 @@ async fn decided_transactions_are_forgotten_after_the_retention_and_prepared_one
     ledger.commit(prepared).await.unwrap();
     assert!(ledger.audit().is_sound());
 }
+
+fn description_of(id: &str, currency: &str, jurisdiction: &str) -> LedgerDescription {
+    LedgerDescription {
+        ledger: LedgerId::new(id).unwrap(),
+        currency: Currency::from_code(currency).unwrap(),
+        jurisdiction: Jurisdiction::new(jurisdiction).unwrap(),
+    }
+}
+
+/// Ledgers sharing one log: each replays to its own state, one writer makes them all durable
+/// (fewer fsyncs than records), a ledger added later is created in the same file, and a file
+/// holding a ledger that is not opened on it is refused.
+#[tokio::test]
+async fn ledgers_sharing_one_log_replay_each_to_its_own_state() {
+    let file = ScratchFile::new();
+    let hkd = || (hkd_description(), opening());
+    let cny = || (description_of("e-cny", "CNY", "CN"), vec![(account("alice"), 7_000), (account("bob"), 0)]);
+    let ledgers = InMemoryLedger::open_durable_group(&file.0, vec![hkd(), cny()]).await.unwrap();
+    assert!(ledgers.iter().all(|ledger| ledger.replay_summary().unwrap().created));
+    let cny_transfer = |amount_minor: i64| {
+        let cny = Currency::from_code("CNY").unwrap();
+        vec![
+            Posting { account: account("alice"), currency: cny, amount_minor: -amount_minor },
+            Posting { account: account("bob"), currency: cny, amount_minor },
+        ]
+    };
+    for index in 0..20 {
+        let (hk, cn) = (new_transaction(), new_transaction());
+        ledgers[0].prepare(hk, &transfer("alice", "bob", 10 + index), deadline()).await.unwrap();
+        ledgers[1].prepare(cn, &cny_transfer(5 + index), deadline()).await.unwrap();
+        if index % 2 == 0 {
+            ledgers[0].commit(hk).await.unwrap();
+            ledgers[1].commit(cn).await.unwrap();
+        } else {
+            ledgers[0].abort(hk).await.unwrap();
+        }
+    }
+    let before: Vec<_> = ledgers.iter().map(|ledger| (ledger.balances(), ledger.audit())).collect();
+    assert_eq!(ledgers[0].log_syncs(), ledgers[1].log_syncs(), "one writer for both");
+    drop(ledgers);
+
+    let thb = || (description_of("e-thb", "THB", "TH"), vec![(account("somchai"), 100)]);
+    let reopened = InMemoryLedger::open_durable_group(&file.0, vec![hkd(), cny(), thb()]).await.unwrap();
+    let after: Vec<_> = reopened.iter().take(2).map(|ledger| (ledger.balances(), ledger.audit())).collect();
+    assert_eq!(after, before);
+    assert!(!reopened[0].replay_summary().unwrap().created);
+    assert!(reopened[2].replay_summary().unwrap().created, "a ledger new to the file is created in it");
+    assert_eq!(reopened[2].balance(&account("somchai")).await.unwrap().balance_minor, 100);
+    assert_eq!(reopened[1].audit().prepared_transactions, 10, "the aborted HKD legs' CNY legs stay prepared");
+    assert!(reopened.iter().all(|ledger| ledger.audit().is_sound()));
+    drop(reopened);
+
+    let error = InMemoryLedger::open_durable_group(&file.0, vec![hkd()]).await.err().unwrap();
+    assert!(error.to_string().contains("holds ledger `e-cny`, which is not among the ledgers opened on it"), "{error}");
+    // A shared log is not a single ledger's log, and the other way round.
+    assert!(InMemoryLedger::open_durable(&file.0, hkd_description(), &opening()).await.is_err());
+}
