@@ -10,7 +10,7 @@
 # with throughput, p50/p99 and the server's peak memory of each, each as a ratio to (a), and
 # writes the JSON reports, the table (summary.md) and the latency plots under --out.
 #
-#   bash loadtest/bench.sh                  # the whole benchmark, about 6 minutes
+#   bash loadtest/bench.sh                  # the whole benchmark, about 7 minutes
 #   bash loadtest/bench.sh --quick          # 5-second runs, no size series (a smoke run)
 #   bash loadtest/bench.sh --soak 600       # and a 10-minute soak at half load, server memory sampled
 #
