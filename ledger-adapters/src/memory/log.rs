@@ -326,13 +326,13 @@ pub(super) struct OpenedFile {
     pub torn_tail_bytes: u64,
 }
 
-/// Opens (creating if absent) and locks a log file, decodes it, drops a torn tail, and writes the
-/// opening record if the log is empty. Blocking: call it off the async workers.
-pub(super) fn open_file(path: &Path, opening_record: &Record) -> Result<OpenedFile, LedgerLogError> {
+/// Opens (creating if absent) and locks a log file, decodes it (`tagged`: a shared log) and drops
+/// a torn tail: what both kinds of log do first.
+fn open_and_decode(path: &Path, tagged: bool) -> Result<(File, Decoded, u64), LedgerLogError> {
     let io = |source| LedgerLogError::Io { path: path.to_owned(), source };
     let existed = path.exists();
     let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io)?;
-    // Two ledgers appending to one file would interleave records; the lock is released when the
+    // Two writers appending to one file would interleave records; the lock is released when the
     // file is closed, which includes the process dying.
     file.try_lock().map_err(|error| match error {
         std::fs::TryLockError::WouldBlock => LedgerLogError::InUse { path: path.to_owned() },
@@ -343,7 +343,7 @@ pub(super) fn open_file(path: &Path, opening_record: &Record) -> Result<OpenedFi
     }
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).map_err(io)?;
-    let decoded = decode(&bytes, false).map_err(|(offset, reason)| LedgerLogError::Corrupt {
+    let decoded = decode(&bytes, tagged).map_err(|(offset, reason)| LedgerLogError::Corrupt {
         path: path.to_owned(),
         offset,
         reason,
@@ -355,6 +355,14 @@ pub(super) fn open_file(path: &Path, opening_record: &Record) -> Result<OpenedFi
         file.set_len(decoded.valid_bytes).map_err(io)?;
         file.sync_data().map_err(io)?;
     }
+    Ok((file, decoded, torn_tail_bytes))
+}
+
+/// Opens (creating if absent) and locks a log file, decodes it, drops a torn tail, and writes the
+/// opening record if the log is empty. Blocking: call it off the async workers.
+pub(super) fn open_file(path: &Path, opening_record: &Record) -> Result<OpenedFile, LedgerLogError> {
+    let io = |source| LedgerLogError::Io { path: path.to_owned(), source };
+    let (mut file, decoded, torn_tail_bytes) = open_and_decode(path, false)?;
     let mut records: Vec<(u64, Record)> =
         decoded.records.into_iter().map(|(offset, _, record)| (offset, record)).collect();
     let created = records.is_empty();
@@ -381,28 +389,7 @@ pub(super) struct OpenedGroup {
 /// would be silently dropped.
 pub(super) fn open_group_file(path: &Path, openings: &[(String, Record)]) -> Result<OpenedGroup, LedgerLogError> {
     let io = |source| LedgerLogError::Io { path: path.to_owned(), source };
-    let existed = path.exists();
-    let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io)?;
-    file.try_lock().map_err(|error| match error {
-        std::fs::TryLockError::WouldBlock => LedgerLogError::InUse { path: path.to_owned() },
-        std::fs::TryLockError::Error(source) => io(source),
-    })?;
-    if !existed {
-        sync_parent_directory(path).map_err(io)?;
-    }
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).map_err(io)?;
-    let decoded = decode(&bytes, true).map_err(|(offset, reason)| LedgerLogError::Corrupt {
-        path: path.to_owned(),
-        offset,
-        reason,
-    })?;
-    let file_bytes = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-    let torn_tail_bytes = file_bytes - decoded.valid_bytes;
-    if torn_tail_bytes > 0 {
-        file.set_len(decoded.valid_bytes).map_err(io)?;
-        file.sync_data().map_err(io)?;
-    }
+    let (mut file, decoded, torn_tail_bytes) = open_and_decode(path, true)?;
     let mut ledgers: Vec<(Vec<(u64, Record)>, bool)> = openings.iter().map(|_| (Vec::new(), false)).collect();
     for (offset, tag, record) in decoded.records {
         let tag = tag.unwrap_or_default();
