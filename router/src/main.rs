@@ -151,6 +151,9 @@ async fn serve(
         redriving = report.redriving,
         "recovery done"
     );
+    // Replicas sharing PostgreSQL complete each other's payments when one of them is gone.
+    let _takeover =
+        recovery::spawn_takeover(router.storage().clone(), Arc::clone(router.coordinator()), router.feed().clone());
     let listen = listen.unwrap_or(config.server.listen);
     let _review_expiry = review::spawn_review_expiry(Arc::clone(&router));
     if let Some(sanctions) = &router.network().sanctions {

@@ -11,10 +11,16 @@
 //!   keeps waiting for its review.
 //!
 //! A decision that cannot be delivered now (the ledger is down) is handed to [`redrive`], a
-//! background task that retries until every ledger acknowledges. Recovery does not decide for
-//! several routers at once: ownership leases come with scale-out.
+//! background task that retries until every ledger acknowledges.
+//!
+//! **Several routers** (replicas sharing PostgreSQL) each own the journal entries they begin,
+//! under a lease in the database ([`crate::storage::Journal::take_over`]). Recovery only ever
+//! completes entries taken over from an owner that is gone, never another live router's
+//! payments in flight; [`spawn_takeover`] keeps doing so while the router serves, so a replica
+//! that dies has its payments completed by the others within a few seconds. A replica that is
+//! only slow, not dead, is safe too: the journal's decision is first-writer-wins and every ledger
+//! call idempotent, so the two can only agree.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -29,6 +35,10 @@ use crate::storage::{Decision as JournalDecision, Storage, StorageError};
 
 /// Wait between two background deliveries of a decision to a ledger that is down.
 pub const REDRIVE_INTERVAL: Duration = Duration::from_secs(2);
+/// How often a serving router looks for payments of routers that are gone.
+pub const TAKEOVER_INTERVAL: Duration = Duration::from_secs(1);
+/// Most journal entries taken over at once.
+pub const TAKEOVER_BATCH_MAX: usize = 64;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -93,16 +103,13 @@ async fn complete_one(
     }
     let undelivered = coordinator.complete(TransactionId::from(payment), &mut legs, decision).await;
     let delivered = undelivered.is_none();
-    // A receipt that was final before the crash was already given to the client: it stays as it
-    // is, byte for byte (only its journal entry was left unfinished).
-    let already_final = receipt.status != wire::PaymentStatus::Pending as i32;
-    if !(delivered && already_final) {
+    // A receipt that was final before the crash was already given to the client, and its feed
+    // records were stored with it (one write): it stays as it is, byte for byte — only its
+    // journal entry was left unfinished.
+    if !is_final(&receipt) {
         let updated = apply(receipt.clone(), &legs, decision, delivered);
         // With its feed records, in one write: a final receipt anyone can read is in the feed.
         feed.save_receipt(storage.payments.as_ref(), &updated, false, SystemTime::now()).await?;
-    } else {
-        // Final before the crash; its records may not have reached the feed: record them (again).
-        feed.screening_and_outcome(&receipt, SystemTime::now()).await?;
     }
     if delivered {
         storage.journal.finish(payment).await?;
@@ -127,8 +134,14 @@ pub fn redrive(
         loop {
             tokio::time::sleep(REDRIVE_INTERVAL).await;
             if coordinator.complete(TransactionId::from(payment), &mut legs, decision).await.is_none() {
-                let updated = apply(receipt.clone(), &legs, decision, true);
-                let saved = feed.save_receipt(storage.payments.as_ref(), &updated, false, SystemTime::now()).await;
+                // A final receipt (an abort some ledger had not heard) is already stored with its
+                // feed records; a pending one (a commit not delivered) becomes final now.
+                let saved = if is_final(&receipt) {
+                    Ok(())
+                } else {
+                    let updated = apply(receipt.clone(), &legs, decision, true);
+                    feed.save_receipt(storage.payments.as_ref(), &updated, false, SystemTime::now()).await
+                };
                 let finished = storage.journal.finish(payment).await;
                 if saved.is_ok() && finished.is_ok() {
                     tracing::info!(%payment, ?decision, "decision delivered to every ledger");
@@ -139,6 +152,80 @@ pub fn redrive(
     });
 }
 
+fn is_final(receipt: &wire::Payment) -> bool {
+    receipt.status != wire::PaymentStatus::Pending as i32 && receipt.status != wire::PaymentStatus::Held as i32
+}
+
+/// Completes every journal entry this router can take over now (see
+/// [`crate::storage::Journal::take_over`]), adding to `report`.
+async fn take_over_all(
+    storage: &Storage,
+    coordinator: &Arc<Coordinator>,
+    feed: &FeedWriter,
+    report: &mut RecoveryReport,
+) -> Result<(), StorageError> {
+    loop {
+        let entries = storage.journal.take_over(TAKEOVER_BATCH_MAX).await?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        for entry in entries {
+            let payment: PaymentId = entry
+                .payment
+                .payment_id
+                .parse()
+                .map_err(|reason| StorageError::Corrupt(format!("payment id {reason}")))?;
+            // First writer wins: if the owner decided COMMIT before it died, this is COMMIT.
+            let decision = match entry.decision {
+                Some(decision) => decision,
+                None => storage.journal.decide(payment, JournalDecision::Abort).await?,
+            };
+            // The stored receipt may be newer than the journal's snapshot (leg states): prefer it.
+            let receipt = storage.payments.get(payment).await?.filter(|r| !r.legs.is_empty()).unwrap_or(entry.payment);
+            let decision = match decision {
+                JournalDecision::Commit => Decision::Commit,
+                JournalDecision::Abort => Decision::Abort,
+            };
+            let delivered = complete_one(storage, coordinator, feed, receipt, decision).await?;
+            match (decision, delivered) {
+                (_, false) => report.redriving += 1,
+                (Decision::Commit, true) => report.commits_completed += 1,
+                (Decision::Abort, true) => report.aborted += 1,
+            }
+        }
+    }
+}
+
+/// Keeps taking over the payments of routers that are gone, every [`TAKEOVER_INTERVAL`], while
+/// this router serves (replicas sharing PostgreSQL; with the embedded store there is never
+/// anything to take over after [`recover`]).
+pub fn spawn_takeover(
+    storage: Storage,
+    coordinator: Arc<Coordinator>,
+    feed: FeedWriter,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(TAKEOVER_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let mut report = RecoveryReport::default();
+            match take_over_all(&storage, &coordinator, &feed, &mut report).await {
+                Ok(()) if report == RecoveryReport::default() => {}
+                Ok(()) => tracing::info!(
+                    commits_completed = report.commits_completed,
+                    aborted = report.aborted,
+                    redriving = report.redriving,
+                    "took over the payments of a router that is gone"
+                ),
+                Err(error) => {
+                    tracing::warn!(%error, "taking over the payments of routers that are gone failed; retrying")
+                }
+            }
+        }
+    })
+}
+
 /// Runs recovery; see the module docs.
 pub async fn recover(
     storage: &Storage,
@@ -146,31 +233,16 @@ pub async fn recover(
     feed: &FeedWriter,
 ) -> Result<RecoveryReport, StorageError> {
     let mut report = RecoveryReport::default();
-    let mut journaled = HashSet::new();
-    for entry in storage.journal.unfinished().await? {
-        journaled.insert(entry.payment.payment_id.clone());
-        let payment: PaymentId =
-            entry.payment.payment_id.parse().map_err(|reason| StorageError::Corrupt(format!("payment id {reason}")))?;
-        let decision = match entry.decision {
-            Some(decision) => decision,
-            None => storage.journal.decide(payment, JournalDecision::Abort).await?,
-        };
-        // The stored receipt may be newer than the journal's snapshot (leg states): prefer it.
-        let receipt = storage.payments.get(payment).await?.filter(|r| !r.legs.is_empty()).unwrap_or(entry.payment);
-        let decision = match decision {
-            JournalDecision::Commit => Decision::Commit,
-            JournalDecision::Abort => Decision::Abort,
-        };
-        let delivered = complete_one(storage, coordinator, feed, receipt, decision).await?;
-        match (decision, delivered) {
-            (_, false) => report.redriving += 1,
-            (Decision::Commit, true) => report.commits_completed += 1,
-            (Decision::Abort, true) => report.aborted += 1,
-        }
-    }
+    take_over_all(storage, coordinator, feed, &mut report).await?;
     for mut receipt in storage.payments.pending().await? {
-        // A held payment waits for its review, across restarts; nothing is held for it.
-        if journaled.contains(&receipt.payment_id) || receipt.status == wire::PaymentStatus::Held as i32 {
+        // A held payment waits for its review, across restarts; nothing is held for it. A
+        // journaled one is its owner's (maybe another live router's) or was just completed.
+        if receipt.status == wire::PaymentStatus::Held as i32 {
+            continue;
+        }
+        let payment: PaymentId =
+            receipt.payment_id.parse().map_err(|reason| StorageError::Corrupt(format!("payment id {reason}")))?;
+        if storage.journal.contains(payment).await? {
             continue;
         }
         receipt.status = wire::PaymentStatus::Failed as i32;

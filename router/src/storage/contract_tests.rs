@@ -12,7 +12,7 @@ use corridor_compliance::{self as compliance, ComplianceHook, VelocityHook, Velo
 use corridor_schemas::wire::v1 as wire;
 use corridor_schemas::{Address, Currency, IdempotencyKey, Jurisdiction, Money, ParticipantId, PaymentId, QuoteId};
 
-use super::{Decision, FeedStore, Journal, KeyClaim, KeyStore, PaymentStore, QuoteStore, StorageError};
+use super::{Decision, FeedStore, Journal, JournalEntry, KeyClaim, KeyStore, PaymentStore, QuoteStore, StorageError};
 
 pub fn payment(participant: &str, status: wire::PaymentStatus) -> wire::Payment {
     wire::Payment {
@@ -40,6 +40,8 @@ pub async fn journal_contract(journal: Arc<dyn Journal>, reopen: impl std::futur
     let never_begun = PaymentId::generate();
     assert_eq!(journal.decide(never_begun, Decision::Abort).await.unwrap(), Decision::Abort);
     assert_eq!(journal.decide(never_begun, Decision::Commit).await.unwrap(), Decision::Abort);
+    // This router stops: what it began is anyone's to complete.
+    journal.release().await.unwrap();
     drop(journal);
 
     let reopened = reopen.await;
@@ -47,6 +49,18 @@ pub async fn journal_contract(journal: Arc<dyn Journal>, reopen: impl std::futur
     let found: Vec<(String, Option<Decision>)> =
         unfinished.iter().map(|entry| (entry.payment.payment_id.clone(), entry.decision)).collect();
     assert_eq!(found, [(first.payment_id.clone(), Some(Decision::Commit)), (second.payment_id.clone(), None)]);
+    assert!(reopened.contains(first_id).await.unwrap());
+    assert!(reopened.contains(never_begun).await.unwrap(), "a bare decision is journaled too");
+    assert!(!reopened.contains(PaymentId::generate()).await.unwrap());
+    // The earlier run's entries are taken over, oldest first, each once.
+    let ids = |entries: Vec<JournalEntry>| -> Vec<String> {
+        entries.into_iter().map(|entry| entry.payment.payment_id).collect()
+    };
+    assert_eq!(ids(reopened.take_over(1).await.unwrap()), vec![first.payment_id.clone()]);
+    let rest = reopened.take_over(10).await.unwrap();
+    assert_eq!(rest.iter().map(|entry| entry.decision).collect::<Vec<_>>(), [None]);
+    assert_eq!(ids(rest), vec![second.payment_id.clone()]);
+    assert!(reopened.take_over(10).await.unwrap().is_empty(), "an entry was taken over twice");
     reopened.finish(first_id).await.unwrap();
     assert_eq!(reopened.unfinished().await.unwrap().len(), 1);
     assert_eq!(

@@ -179,6 +179,11 @@ struct WriteRequest {
 pub struct EmbeddedStore {
     database: Arc<Database>,
     writer: mpsc::Sender<WriteRequest>,
+    /// What [`Journal::take_over`] still has to hand out: `None` until its first call, which
+    /// lists every unfinished entry. Only one process can open the file and the router takes over
+    /// (recovery) before its API opens, so those are the entries earlier runs left; every entry
+    /// begun after that is this router's own.
+    orphans: Arc<std::sync::Mutex<Option<Vec<Vec<u8>>>>>,
 }
 
 fn unavailable(error: impl std::fmt::Display) -> StorageError {
@@ -297,6 +302,7 @@ impl EmbeddedStore {
             transaction.open_table(FEED_CHECKPOINTS).map_err(unavailable)?;
         }
         transaction.commit().map_err(unavailable)?;
+        let orphans = Arc::new(std::sync::Mutex::new(None));
         let database = Arc::new(database);
         let (writer, requests) = mpsc::channel(WRITE_QUEUE_MAX);
         let writer_database = Arc::clone(&database);
@@ -304,7 +310,7 @@ impl EmbeddedStore {
             .name("corridor-store-writer".into())
             .spawn(move || write_loop(&writer_database, requests))
             .map_err(|error| unavailable(format!("cannot start the store writer: {error}")))?;
-        Ok(Self { database, writer })
+        Ok(Self { database, writer, orphans })
     }
 
     async fn write(&self, operation: Operation) -> Result<Reply, StorageError> {
@@ -649,6 +655,69 @@ impl Journal for EmbeddedStore {
             Ok(entries)
         })
         .await
+    }
+
+    async fn contains(&self, payment: PaymentId) -> Result<bool, StorageError> {
+        let id = id_bytes(payment);
+        self.read(move |database| {
+            let transaction = database.begin_read().map_err(unavailable)?;
+            let journal = transaction.open_table(JOURNAL).map_err(unavailable)?;
+            Ok(journal.get(&id[..]).map_err(unavailable)?.is_some())
+        })
+        .await
+    }
+
+    async fn take_over(&self, limit: usize) -> Result<Vec<JournalEntry>, StorageError> {
+        let listed = self.orphans.lock().map_err(|_| unavailable("the orphan list's lock is poisoned"))?.is_some();
+        if !listed {
+            let ids = self
+                .read(|database| {
+                    let transaction = database.begin_read().map_err(unavailable)?;
+                    let unfinished = transaction.open_table(JOURNAL_UNFINISHED).map_err(unavailable)?;
+                    let mut ids = Vec::new();
+                    for row in unfinished.iter().map_err(unavailable)? {
+                        ids.push(row.map_err(unavailable)?.0.value().to_vec());
+                    }
+                    Ok(ids)
+                })
+                .await?;
+            let mut orphans = self.orphans.lock().map_err(|_| unavailable("the orphan list's lock is poisoned"))?;
+            orphans.get_or_insert(ids);
+        }
+        let taken: Vec<Vec<u8>> = {
+            let mut orphans = self.orphans.lock().map_err(|_| unavailable("the orphan list's lock is poisoned"))?;
+            let orphans = orphans.get_or_insert_with(Vec::new);
+            let count = limit.min(orphans.len());
+            orphans.drain(..count).collect()
+        };
+        if taken.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(move |database| {
+            let transaction = database.begin_read().map_err(unavailable)?;
+            let unfinished = transaction.open_table(JOURNAL_UNFINISHED).map_err(unavailable)?;
+            let journal = transaction.open_table(JOURNAL).map_err(unavailable)?;
+            let mut entries = Vec::with_capacity(taken.len());
+            for id in taken {
+                if unfinished.get(&id[..]).map_err(unavailable)?.is_none() {
+                    continue; // finished since the file was opened
+                }
+                let Some(value) = journal.get(&id[..]).map_err(unavailable)? else { continue };
+                let value = value.value();
+                if value.len() <= 2 {
+                    continue; // a bare decision: nothing of ours to complete
+                }
+                let decision = Decision::from_code(i16::from(value[0]));
+                entries.push(JournalEntry { payment: decode_payment(&value[2..])?, decision });
+            }
+            Ok(entries)
+        })
+        .await
+    }
+
+    /// Nothing to give up: no other process can open the file while this one has it.
+    async fn release(&self) -> Result<(), StorageError> {
+        Ok(())
     }
 }
 

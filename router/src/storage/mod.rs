@@ -20,8 +20,7 @@
 //! What is deliberately not here: retention of anything but quotes (journal, receipts and keys are
 //! never deleted yet; a quote and its claim are forgotten [`QUOTE_RETENTION`] after the quote
 //! expires), deciding whether a quote is still valid (the caller compares its expiry with its
-//! clock), ownership leases for several routers recovering at once (a later issue), and deciding
-//! what a feed entry says or when a checkpoint is signed ([`crate::feed`] signs).
+//! clock), and deciding what a feed entry says or when a checkpoint is signed ([`crate::feed`] signs).
 
 pub mod embedded;
 pub mod postgres;
@@ -67,6 +66,13 @@ impl Decision {
     }
 }
 
+/// How long a router's ownership of its journal entries lasts after its last renewal; the
+/// lease is renewed every [`LEASE_RENEW_INTERVAL`]. A replica that stops renewing (dead, or cut
+/// off from the database) has its unfinished payments taken over this long after.
+pub const LEASE_TTL: Duration = Duration::from_secs(5);
+/// How often a router renews its lease.
+pub const LEASE_RENEW_INTERVAL: Duration = Duration::from_secs(1);
+
 /// A journaled payment that has not finished: what recovery must complete.
 #[derive(Debug, Clone)]
 pub struct JournalEntry {
@@ -108,6 +114,24 @@ pub trait Journal: Send + Sync + 'static {
 
     /// Begun or decided, not finished: oldest first.
     async fn unfinished(&self) -> Result<Vec<JournalEntry>, StorageError>;
+
+    /// Whether the journal has an entry (begun, decided or finished) for `payment`.
+    async fn contains(&self, payment: PaymentId) -> Result<bool, StorageError>;
+
+    /// Up to `limit` begun, unfinished entries whose owner is gone, now owned by this router
+    /// (oldest first): what this router must complete for a router that died, or for its own
+    /// earlier run. Every entry is owned by the router that began it (or took it over last).
+    /// With PostgreSQL an owner is gone once its lease lapsed ([`LEASE_TTL`] after its last
+    /// renewal; each router renews its lease in the background) or was released; with the
+    /// embedded store only one process can open the file, so the orphans are the entries left
+    /// by earlier runs. Two routers never take over the same entry at once. Taking over is
+    /// safe even from an owner that is slow rather than dead: decisions are first-writer-wins
+    /// and every ledger call is idempotent.
+    async fn take_over(&self, limit: usize) -> Result<Vec<JournalEntry>, StorageError>;
+
+    /// Gives up this router's ownership now (it is draining or stopping): its unfinished entries
+    /// may be taken over by another router at once instead of after its lease lapses.
+    async fn release(&self) -> Result<(), StorageError>;
 }
 
 /// Payment receipts, by id (UUID v7, so in creation order).

@@ -29,6 +29,8 @@
 //! append per transaction, so it fails alone. Statements are prepared once per pooled connection.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use corridor_compliance::feed::{Checkpoint, FeedEntry, FeedHash, FeedRecord};
 use corridor_schemas::wire::v1 as wire;
@@ -40,8 +42,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    Decision, FeedStore, Journal, JournalEntry, PaymentStore, StorageError, chain_feed_entries, decode_checkpoint,
-    decode_feed_record, encode_checkpoint, is_pending, payment_id_of, resume_feed_chain,
+    Decision, FeedStore, Journal, JournalEntry, LEASE_RENEW_INTERVAL, LEASE_TTL, PaymentStore, StorageError,
+    chain_feed_entries, decode_checkpoint, decode_feed_record, encode_checkpoint, is_pending, payment_id_of,
+    resume_feed_chain,
 };
 
 /// Connections each router keeps to the database.
@@ -59,6 +62,13 @@ CREATE TABLE IF NOT EXISTS corridor_journal (
     created_at  TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS corridor_journal_unfinished ON corridor_journal (payment_id) WHERE NOT finished;
+ALTER TABLE corridor_journal ADD COLUMN IF NOT EXISTS owner TEXT;
+CREATE TABLE IF NOT EXISTS corridor_routers (
+    instance_id TEXT PRIMARY KEY,
+    description TEXT NOT NULL,
+    started_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    lease_until TIMESTAMPTZ NOT NULL
+);
 CREATE TABLE IF NOT EXISTS corridor_payments (
     payment_id  TEXT PRIMARY KEY,
     participant TEXT NOT NULL,
@@ -131,7 +141,28 @@ fn hash_of(jurisdiction: &str, column: &[u8]) -> Result<FeedHash, StorageError> 
 pub struct PostgresStore {
     pool: Pool,
     group: GroupWriter,
+    /// This router's id as the owner of the journal entries it begins (a UUID v7 per process).
+    instance: Arc<str>,
+    /// The lease, renewed in the background while any clone of the store lives.
+    lease: Arc<Lease>,
 }
+
+struct Lease {
+    /// Held while renewing; `true` once released, after which it is never renewed again.
+    released: tokio::sync::Mutex<bool>,
+    renewal: std::sync::OnceLock<tokio::task::AbortHandle>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(renewal) = self.renewal.get() {
+            renewal.abort();
+        }
+    }
+}
+
+/// Leases lapsed longer ago than this are deleted (their entries were taken over long since).
+const LEASE_FORGET_AFTER_S: f64 = 3600.0;
 
 /// Most appends one group transaction carries.
 const GROUP_WRITES_MAX: usize = 256;
@@ -334,6 +365,11 @@ fn decode_payment(bytes: &[u8]) -> Result<wire::Payment, StorageError> {
 
 impl PostgresStore {
     pub async fn connect(database_url: &str) -> Result<Self, StorageError> {
+        Self::connect_with_lease(database_url, LEASE_TTL).await
+    }
+
+    /// Like [`PostgresStore::connect`], with a lease of `lease_ttl` (tests shorten it).
+    pub async fn connect_with_lease(database_url: &str, lease_ttl: Duration) -> Result<Self, StorageError> {
         let mut config = PoolConfig::new();
         config.url = Some(database_url.to_owned());
         config.pool = Some(deadpool_postgres::PoolConfig::new(POOL_SIZE_MAX));
@@ -344,7 +380,61 @@ impl PostgresStore {
         transaction.batch_execute(MIGRATIONS).await.map_err(unavailable)?;
         transaction.commit().await.map_err(unavailable)?;
         let group = GroupWriter::start(pool.clone());
-        Ok(Self { pool, group })
+        Self::with_lease(pool, group, lease_ttl).await
+    }
+
+    /// Takes a lease for a new instance id before anything can be begun under it (an entry whose
+    /// owner holds no lease is an orphan to every other router), and keeps renewing it.
+    async fn with_lease(pool: Pool, group: GroupWriter, lease_ttl: Duration) -> Result<Self, StorageError> {
+        let instance: Arc<str> = uuid::Uuid::now_v7().to_string().into();
+        let description = format!(
+            "pid {} on {}",
+            std::process::id(),
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "an unnamed host".to_owned())
+        );
+        let ttl_s = lease_ttl.as_secs_f64();
+        renew_lease(&pool, &instance, &description, ttl_s).await?;
+        let lease = Arc::new(Lease { released: tokio::sync::Mutex::new(false), renewal: std::sync::OnceLock::new() });
+        let renewal = {
+            let pool = pool.clone();
+            let instance = Arc::clone(&instance);
+            // Weak: the task must not keep the lease (whose drop stops it) alive.
+            let lease = Arc::downgrade(&lease);
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(LEASE_RENEW_INTERVAL.min(lease_ttl / 2));
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut failing = false;
+                loop {
+                    ticks.tick().await;
+                    let Some(lease) = lease.upgrade() else { return };
+                    let released = lease.released.lock().await;
+                    if *released {
+                        return;
+                    }
+                    let renewed = renew_lease(&pool, &instance, &description, ttl_s).await;
+                    drop(released);
+                    match renewed {
+                        Ok(()) if failing => {
+                            tracing::info!(%instance, "lease renewed again");
+                            failing = false;
+                        }
+                        Ok(()) => {}
+                        Err(error) if !failing => {
+                            tracing::warn!(%instance, %error, "cannot renew this router's lease; other routers may take over its payments");
+                            failing = true;
+                        }
+                        Err(_) => {}
+                    }
+                }
+            })
+        };
+        let _first = lease.renewal.set(renewal.abort_handle());
+        Ok(Self { pool, group, instance, lease })
+    }
+
+    /// This router's id as an owner of journal entries.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
@@ -386,12 +476,12 @@ impl Journal for PostgresStore {
         // One statement, so one transaction: the journal entry and the pending receipt.
         self.execute(
             "WITH journal AS (
-                 INSERT INTO corridor_journal (payment_id, payment) VALUES ($1, $2)
-                 ON CONFLICT (payment_id) DO UPDATE SET payment = EXCLUDED.payment
+                 INSERT INTO corridor_journal (payment_id, payment, owner) VALUES ($1, $2, $5)
+                 ON CONFLICT (payment_id) DO UPDATE SET payment = EXCLUDED.payment, owner = EXCLUDED.owner
              )
              INSERT INTO corridor_payments (payment_id, participant, pending, payment) VALUES ($1, $3, $4, $2)
              ON CONFLICT (payment_id) DO UPDATE SET pending = EXCLUDED.pending, payment = EXCLUDED.payment",
-            &[&id, &bytes, &payment.participant_id, &is_pending(payment)],
+            &[&id, &bytes, &payment.participant_id, &is_pending(payment), &&*self.instance],
         )
         .await?;
         Ok(())
@@ -438,6 +528,80 @@ impl Journal for PostgresStore {
             })
             .collect()
     }
+
+    async fn contains(&self, payment: PaymentId) -> Result<bool, StorageError> {
+        let row =
+            self.query_opt("SELECT 1 FROM corridor_journal WHERE payment_id = $1", &[&payment.to_string()]).await?;
+        Ok(row.is_some())
+    }
+
+    async fn take_over(&self, limit: usize) -> Result<Vec<JournalEntry>, StorageError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // The orphans are locked as they are chosen, and routers taking over at once skip each
+        // other's: an entry is taken by one router. The lease is compared with the database's
+        // clock, so the routers' own clocks do not matter.
+        let rows = self
+            .query(
+                "UPDATE corridor_journal AS entry SET owner = $1
+                 FROM (
+                     SELECT payment_id FROM corridor_journal AS candidate
+                     WHERE NOT finished AND payment IS NOT NULL AND owner IS DISTINCT FROM $1
+                       AND NOT EXISTS (
+                           SELECT 1 FROM corridor_routers
+                           WHERE instance_id = candidate.owner AND lease_until > clock_timestamp()
+                       )
+                     ORDER BY payment_id LIMIT $2
+                     FOR UPDATE SKIP LOCKED
+                 ) AS orphan
+                 WHERE entry.payment_id = orphan.payment_id
+                 RETURNING entry.payment_id, entry.payment, entry.decision",
+                &[&&*self.instance, &limit],
+            )
+            .await?;
+        let mut entries: Vec<(String, JournalEntry)> = rows
+            .iter()
+            .map(|row| {
+                let id: String = row.get(0);
+                let bytes: Vec<u8> = row.get(1);
+                let decision: Option<i16> = row.get(2);
+                let entry =
+                    JournalEntry { payment: decode_payment(&bytes)?, decision: decision.and_then(Decision::from_code) };
+                Ok((id, entry))
+            })
+            .collect::<Result<_, StorageError>>()?;
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(entries.into_iter().map(|(_, entry)| entry).collect())
+    }
+
+    async fn release(&self) -> Result<(), StorageError> {
+        // No renewal in flight, and none after: the lease stays deleted.
+        let mut released = self.lease.released.lock().await;
+        *released = true;
+        self.execute("DELETE FROM corridor_routers WHERE instance_id = $1", &[&&*self.instance]).await?;
+        Ok(())
+    }
+}
+
+/// Takes or extends `instance`'s lease to `ttl_s` seconds from the database's now, and forgets
+/// leases lapsed long ago.
+async fn renew_lease(pool: &Pool, instance: &str, description: &str, ttl_s: f64) -> Result<(), StorageError> {
+    let client = pool.get().await.map_err(unavailable)?;
+    let statement = client
+        .prepare_cached(
+            "WITH forgotten AS (
+                 DELETE FROM corridor_routers WHERE lease_until < clock_timestamp() - make_interval(secs => $4)
+             )
+             INSERT INTO corridor_routers (instance_id, description, lease_until)
+             VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))
+             ON CONFLICT (instance_id) DO UPDATE SET lease_until = EXCLUDED.lease_until",
+        )
+        .await
+        .map_err(database_error)?;
+    client
+        .execute(&statement, &[&instance, &description, &ttl_s, &LEASE_FORGET_AFTER_S])
+        .await
+        .map_err(database_error)?;
+    Ok(())
 }
 
 #[async_trait::async_trait]

@@ -191,3 +191,49 @@ async fn postgres_a_stale_head_is_refused_not_forked() {
     assert!(feed.append(vec![(hk.clone(), entry())], 2).await.is_err(), "a stale head forked the chain");
     assert_eq!(feed.records(&hk, 1, 10).await.unwrap(), first);
 }
+
+/// Replicas sharing one database: a live router's payments are never taken over; a router whose
+/// lease lapsed (it died without releasing) has its unfinished payments taken over by exactly one
+/// of the routers still alive.
+#[tokio::test]
+async fn postgres_replicas_take_over_only_from_a_router_whose_lease_lapsed() {
+    let url = fresh_database("leases").await;
+    let lease = std::time::Duration::from_millis(1_500);
+    let dying = PostgresStore::connect_with_lease(&url, lease).await.unwrap();
+    let alive = PostgresStore::connect_with_lease(&url, lease).await.unwrap();
+    let also_alive = PostgresStore::connect_with_lease(&url, lease).await.unwrap();
+    assert_ne!(dying.instance(), alive.instance());
+
+    let mut dying_ids = Vec::new();
+    for _ in 0..40 {
+        let payment = contract_tests::payment("bank-a", corridor_schemas::wire::v1::PaymentStatus::Pending);
+        dying.begin(&payment).await.unwrap();
+        dying_ids.push(payment.payment_id);
+    }
+    let own = contract_tests::payment("bank-a", corridor_schemas::wire::v1::PaymentStatus::Pending);
+    alive.begin(&own).await.unwrap();
+    // Everyone is alive, each renewing its lease: nothing to take over, however long we wait.
+    tokio::time::sleep(lease * 2).await;
+    assert!(alive.take_over(100).await.unwrap().is_empty(), "took over a live router's payments");
+    assert!(also_alive.take_over(100).await.unwrap().is_empty(), "took over a live router's payments");
+
+    // The first router dies without a word: its renewal stops with it.
+    drop(dying);
+    tokio::time::sleep(lease + std::time::Duration::from_millis(500)).await;
+    let (first, second) = tokio::join!(alive.take_over(25), also_alive.take_over(25));
+    let (first, second) = (first.unwrap(), second.unwrap());
+    let mut taken: Vec<String> = first.iter().chain(&second).map(|entry| entry.payment.payment_id.clone()).collect();
+    let rest = alive.take_over(100).await.unwrap();
+    taken.extend(rest.iter().map(|entry| entry.payment.payment_id.clone()));
+    taken.sort();
+    dying_ids.sort();
+    assert_eq!(taken, dying_ids, "every orphan taken over exactly once, and nothing else");
+    assert!(also_alive.take_over(100).await.unwrap().is_empty(), "the survivors' own entries were taken over");
+
+    // A router that releases its lease (a drain) hands its entries over at once.
+    alive.release().await.unwrap();
+    let handed: Vec<String> =
+        also_alive.take_over(100).await.unwrap().into_iter().map(|entry| entry.payment.payment_id).collect();
+    assert!(handed.contains(&own.payment_id));
+    assert_eq!(handed.len(), 1 + first.len() + rest.len(), "{handed:?}");
+}
