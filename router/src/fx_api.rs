@@ -11,6 +11,7 @@ use corridor_fx::{CurrencyPair, ProviderRate};
 use corridor_schemas::wire::v1 as wire;
 use corridor_schemas::wire::v1::fx_service_server::FxService;
 use corridor_schemas::{FieldError, Money, ParticipantId, QuoteRequest};
+use prost::Message;
 use rust_decimal::Decimal;
 use tonic::{Request, Response, Status};
 
@@ -20,6 +21,8 @@ use crate::pipeline::{QuoteError, Router};
 
 /// How far in the future a published rate's timestamp may be: clocks differ a little.
 pub const RATE_CLOCK_SKEW_MAX: Duration = Duration::from_secs(5);
+/// The source of every rate a provider published (configured and seeded rates name their file).
+pub const PUBLISHED_SOURCE: &str = "PublishRates";
 /// The most rates one `PublishRates` may carry.
 pub const RATES_PER_PUBLISH_MAX: usize = 1_000;
 
@@ -89,7 +92,40 @@ fn rate_from_wire(
             Some(maximum)
         }
     };
-    Ok(ProviderRate { provider: provider.clone(), pair, bid, ask, source: "PublishRates".into(), as_of, maximum })
+    Ok(ProviderRate { provider: provider.clone(), pair, bid, ask, source: PUBLISHED_SOURCE.into(), as_of, maximum })
+}
+
+/// Applies a publication a router of this network accepted and shared (another replica, or this
+/// one: applying it again changes nothing). It is checked as a call would be; entries that are
+/// invalid here, stale, or older than what the book holds for their provider and pair are
+/// skipped.
+pub fn apply_shared(router: &Router, encoded: &[u8]) {
+    let Ok(publication) = wire::PublishRatesRequest::decode(encoded) else {
+        tracing::warn!("a shared rate publication that does not decode; ignored");
+        return;
+    };
+    let Ok(provider) = ParticipantId::new(publication.provider_id) else { return };
+    let network = router.network();
+    if !network.participants.get(&provider).is_some_and(|participant| participant.role == Role::LiquidityProvider) {
+        return;
+    }
+    let now = router.now();
+    for entry in publication.rates {
+        let Ok(rate) = rate_from_wire(router, &provider, entry, now) else { continue };
+        if !rate.is_fresh(now, network.fx.rate_max_age) {
+            continue;
+        }
+        let mut book = network.rates_mut();
+        let newer = book
+            .rates()
+            .iter()
+            .find(|held| held.provider == rate.provider && held.pair == rate.pair)
+            // A publication replaces a configured or seeded rate, and an older publication.
+            .is_none_or(|held| held.source != PUBLISHED_SOURCE || held.as_of <= rate.as_of);
+        if newer {
+            let _checked_already = book.publish(rate);
+        }
+    }
 }
 
 fn rate_to_wire(rate: &ProviderRate, stale: bool) -> wire::ProviderRate {
@@ -159,8 +195,24 @@ impl FxService for FxApi {
             }
             rates.push(rate);
         }
-        // All or nothing: every entry was checked before the book changes.
+        // All or nothing: every entry was checked before the book changes. With replicas, the
+        // others hear of it first: if they cannot, nothing changes here either.
         let accepted = u32::try_from(rates.len()).unwrap_or(u32::MAX);
+        if let Some(bus) = &network.rate_bus {
+            let shared = |rates: Vec<wire::RateEntry>| {
+                wire::PublishRatesRequest { provider_id: provider.to_string(), rates }.encode_to_vec()
+            };
+            let entries: Vec<(String, Vec<u8>)> = rates
+                .iter()
+                .map(|rate| {
+                    (format!("{provider}|{}", rate.pair), shared(rate_to_wire(rate, false).rate.into_iter().collect()))
+                })
+                .collect();
+            let publication = shared(rates.iter().filter_map(|rate| rate_to_wire(rate, false).rate).collect());
+            bus.share(&entries, &publication).await.map_err(|error| {
+                Status::unavailable(format!("cannot share the rates with the other routers: {error}"))
+            })?;
+        }
         let mut book = network.rates_mut();
         for rate in rates {
             book.publish(rate).map_err(|error| Status::invalid_argument(error.to_string()))?;

@@ -125,7 +125,17 @@ pub fn router_over(
     if security.is_mtls() {
         router = router.with_signatures_required();
     }
-    Ok(Arc::new(router))
+    let router = Arc::new(router);
+    if let Some(bus) = router.network().rate_bus.clone() {
+        // Weak: the listener must not keep a stopped router alive.
+        let listening = Arc::downgrade(&router);
+        let _listener = bus.spawn_listener(move |publication| {
+            if let Some(router) = listening.upgrade() {
+                fx_api::apply_shared(&router, publication);
+            }
+        });
+    }
+    Ok(router)
 }
 
 /// The feed signing key's file name in the data directory, unless configured elsewhere.

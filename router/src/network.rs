@@ -103,6 +103,18 @@ pub struct Network {
     pub regulators: HashMap<ParticipantId, Jurisdiction>,
     /// The in-memory ledgers created for the embedded default, for audits by the demo and tests.
     pub embedded_ledgers: Vec<Arc<InMemoryLedger>>,
+    /// With shared storage (`backend = "postgres"`): where accepted rate publications go so that
+    /// every replica prices with them.
+    pub rate_bus: Option<crate::storage::redis_rates::RedisRateBus>,
+}
+
+/// The database's name in a PostgreSQL URL (`postgres://host/name?options`): what identifies a
+/// network among others sharing one Redis.
+fn database_name(url: &str) -> &str {
+    let path = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let name = path.rsplit_once('/').map_or("", |(_, name)| name);
+    let name = name.split_once('?').map_or(name, |(name, _)| name);
+    if name.is_empty() { "postgres" } else { name }
 }
 
 /// The shared operation log of the in-process ledgers, in the ledger log directory.
@@ -225,7 +237,26 @@ impl Network {
                 ledgers.insert(description.ledger.clone(), LedgerHandle { description, ledger });
             }
         }
-        Self::assemble(config, rate_source, ledgers, embedded_ledgers, velocity_counter)
+        let in_process_ledgers = !embedded_ledgers.is_empty();
+        let mut network = Self::assemble(config, rate_source, ledgers, embedded_ledgers, velocity_counter)?;
+        if config.storage.backend == crate::config::StorageBackend::Postgres {
+            if in_process_ledgers {
+                tracing::warn!(
+                    "ledgers without an endpoint run inside this router's process: run one replica only, or give \
+                     every ledger a ledger node (each replica would otherwise keep its own copy of those ledgers)"
+                );
+            }
+            let failed = |key: &str, reason: String| ConfigError { key: format!("storage.{key}"), reason };
+            let redis_url =
+                config.storage.redis_url.as_deref().ok_or_else(|| failed("redis_url", "is not set".into()))?;
+            let database_url =
+                config.storage.database_url.as_deref().ok_or_else(|| failed("database_url", "is not set".into()))?;
+            let bus = crate::storage::redis_rates::RedisRateBus::connect(redis_url, database_name(database_url))
+                .await
+                .map_err(|error| failed("redis_url", error.to_string()))?;
+            network.rate_bus = Some(bus);
+        }
+        Ok(network)
     }
 
     /// Everything but the ledgers: participants, providers, rates, fees, hooks.
@@ -356,6 +387,7 @@ impl Network {
             signature_window: Duration::from_millis(config.server.signature_window_ms),
             regulators: config.regulators.iter().map(|r| (r.id.clone(), r.jurisdiction.clone())).collect(),
             embedded_ledgers,
+            rate_bus: None,
         })
     }
 

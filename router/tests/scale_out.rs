@@ -588,3 +588,89 @@ async fn three_replicas_lose_one_mid_run_and_break_no_invariant() {
     drop(nodes);
     let _ = std::fs::remove_dir_all(&directory);
 }
+
+/// A rate published to one replica prices on every replica: the others hear it at once, and a
+/// replica that starts later reads it on start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_published_to_one_replica_reaches_every_replica() {
+    use corridor_schemas::wire::v1::fx_service_client::FxServiceClient;
+
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let directory = std::env::temp_dir().join(format!("corridor-shared-rates-{run}"));
+    std::fs::create_dir_all(&directory).unwrap();
+    let database = fresh_database("shared_rates").await;
+    // No ledger is paid here: each replica's in-process ledgers are never used.
+    let config = router_config("", "", &database, &directory)
+        .replace("endpoint = \"\"\n", "")
+        .replace("[storage]\n", &format!("[storage]\ndata_dir = \"{}\"\n", directory.display()));
+    let config_path = directory.join("router.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let start = |name: &str| {
+        let port = free_port();
+        let process = Process::start(
+            &[
+                "serve".into(),
+                "--insecure-dev".into(),
+                "--config".into(),
+                config_path.display().to_string(),
+                "--listen".into(),
+                format!("127.0.0.1:{port}"),
+                "--data-dir".into(),
+                directory.join(name).display().to_string(),
+            ],
+            None,
+        );
+        (process, format!("http://127.0.0.1:{port}"))
+    };
+    let (_first, first_endpoint) = start("first");
+    let (_second, second_endpoint) = start("second");
+    let book = |response: wire::GetRatesResponse| -> Vec<(String, String, String)> {
+        response
+            .rates
+            .into_iter()
+            .filter_map(|rate| rate.rate.map(|entry| (rate.provider_id, entry.bid, entry.ask)))
+            .collect()
+    };
+    let published = ("lp-one".to_owned(), "1.0700".to_owned(), "1.0750".to_owned());
+    let mut first = FxServiceClient::connect(first_endpoint).await.unwrap();
+    let request = wire::PublishRatesRequest {
+        provider_id: "lp-one".into(),
+        rates: vec![wire::RateEntry {
+            pair: "CNY/HKD".into(),
+            bid: "1.0700".into(),
+            ask: "1.0750".into(),
+            as_of: None,
+            maximum: None,
+        }],
+    };
+    assert_eq!(first.publish_rates(request).await.unwrap().into_inner().accepted, 1);
+    assert_eq!(
+        book(first.get_rates(wire::GetRatesRequest { pair: "CNY/HKD".into() }).await.unwrap().into_inner()),
+        vec![published.clone()]
+    );
+
+    let mut second = FxServiceClient::connect(second_endpoint).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let seen = book(second.get_rates(wire::GetRatesRequest { pair: "CNY/HKD".into() }).await.unwrap().into_inner());
+        if seen == vec![published.clone()] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the second replica still prices with {seen:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A replica started afterwards has it from the start (a few milliseconds after).
+    let (_third, third_endpoint) = start("third");
+    let mut third = FxServiceClient::connect(third_endpoint).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let seen = book(third.get_rates(wire::GetRatesRequest { pair: "CNY/HKD".into() }).await.unwrap().into_inner());
+        if seen == vec![published.clone()] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the late replica still prices with {seen:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = std::fs::remove_dir_all(&directory);
+}

@@ -26,6 +26,7 @@ pub mod embedded;
 pub mod postgres;
 pub mod redis_keys;
 pub mod redis_quotes;
+pub mod redis_rates;
 pub mod redis_velocity;
 pub mod velocity;
 
