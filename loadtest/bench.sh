@@ -52,7 +52,8 @@ readonly PORT_BASE=24300
 readonly DATABASE=corridor_bench
 readonly POSTGRES_ADMIN_URL="postgres://postgres@127.0.0.1:5432/postgres"
 
-step() { printf '\n== %s\n' "$*" >&2; }
+# shellcheck source=loadtest/lib.sh
+source "$ROOT/loadtest/lib.sh"
 
 step "building (release)"
 cargo build --release --locked -p corridor-router -p corridor-loadtest
@@ -68,57 +69,6 @@ bash ops/services.sh
   echo "commit:     $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (modified)')"
   echo "client:     closed loop, $concurrency in flight over $connections HTTP/2 connections, ${warmup} s warm-up + ${duration} s measured, plain text"
 } | tee "$out/machine.txt" >&2
-
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-# wait_for LOG TEXT: until the log shows TEXT (the server is listening), at most 60 s.
-wait_for() {
-  local log="$1" text="$2"
-  for _ in $(seq 600); do
-    grep -q "$text" "$log" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "bench.sh: no \"$text\" in $log after 60 s:" >&2
-  tail -n 20 "$log" >&2
-  exit 1
-}
-
-# A copy of the demo network listening on PORT, with extra TOML lines appended.
-network_config() {
-  local path="$1" port="$2" extra="${3:-}"
-  sed "s/^listen = .*/listen = \"127.0.0.1:$port\"/" ops/config/network.toml > "$path"
-  printf '%s\n' "$extra" >> "$path"
-}
-
-# start_router NAME CONFIG: serves CONFIG with data in $out/NAME-data; sets router_pid.
-start_router() {
-  local name="$1" config="$2"
-  rm -rf "$out/$name-data"
-  "$CORRIDOR" serve --insecure-dev --config "$config" --data-dir "$out/$name-data" > "$out/$name-server.log" 2>&1 &
-  router_pid=$!
-  pids+=("$router_pid")
-  wait_for "$out/$name-server.log" "corridor listening on"
-}
-
-stop() {
-  kill "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
-
-# load NAME LABEL TARGET SERVER_PID [extra run options]: one measured run, its report in NAME.json.
-load() {
-  local name="$1" label="$2" target="$3" server_pid="$4"
-  shift 4
-  step "$label"
-  "$LOADTEST" run --target "$target" --connections "$connections" --warmup "$warmup" \
-    --label "$label" --server-pid "$server_pid" --json "$out/$name.json" --plot "$out/$name.svg" "$@" \
-    | tee "$out/$name.txt"
-}
 
 closed=(--mode closed --concurrency "$concurrency" --duration "$duration")
 mix=(--mix-file loadtest/mixes/cross-border.toml)
@@ -154,20 +104,6 @@ psql -q "$POSTGRES_ADMIN_URL" -c "DROP DATABASE IF EXISTS $DATABASE"
 
 # (d) e-HKD and e-CNY in ledger nodes (memory backend, durable operation log), the rest embedded
 port=$((PORT_BASE + 3))
-node_config() {
-  local ledger="$1" currency="$2" jurisdiction="$3" bank="$4" node_port="$5"
-  {
-    printf '[ledger]\nid = "%s"\ncurrency = "%s"\njurisdiction = "%s"\n\n[node]\nlisten = "127.0.0.1:%s"\n' \
-      "$ledger" "$currency" "$jurisdiction" "$node_port"
-    for wallet in 01 02 03 04 05 06; do
-      printf '\n[[accounts]]\nname = "%s.w%s"\nopening_balance = "5000000.00"\n' "$bank" "$wallet"
-    done
-    printf '\n[[accounts]]\nname = "lp-alpha"\nopening_balance = "80000000.00"\n'
-    printf '\n[[accounts]]\nname = "lp-beta"\nopening_balance = "80000000.00"\n'
-    printf '\n[[accounts]]\nname = "lp-gamma"\nopening_balance = "50000000.00"\n'
-    printf '\n[[accounts]]\nname = "corridor.fees"\nopening_balance = "0.00"\n'
-  } > "$out/d-node-$ledger.toml"
-}
 node_pids=()
 for spec in "e-hkd HKD HK bank-hk $((PORT_BASE + 4))" "e-cny CNY CN bank-cn $((PORT_BASE + 5))"; do
   read -r ledger currency jurisdiction bank node_port <<< "$spec"

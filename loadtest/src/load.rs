@@ -38,17 +38,30 @@ pub enum Connection {
 
 /// Opens `count` HTTP/2 connections to `target`, failing if any cannot be made.
 pub async fn connect(target: &str, count: usize) -> anyhow::Result<Vec<Channel>> {
-    let endpoint = Endpoint::from_shared(target.to_owned())
-        .with_context(|| format!("--target {target} is not a valid URL"))?
-        .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
-        .tcp_nodelay(true);
+    // Several targets (router replicas, comma-separated): connection `n` goes to target `n % len`.
+    let targets: Vec<&str> = target.split(',').map(str::trim).collect();
+    anyhow::ensure!(
+        count >= targets.len(),
+        "{count} connections cannot reach {} targets: give at least one connection per target",
+        targets.len()
+    );
+    let mut endpoints = Vec::with_capacity(targets.len());
+    for target in &targets {
+        endpoints.push(
+            Endpoint::from_shared((*target).to_owned())
+                .with_context(|| format!("--target {target} is not a valid URL"))?
+                .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
+                .tcp_nodelay(true),
+        );
+    }
     let mut connections = Vec::with_capacity(count);
-    for number in 1..=count {
+    for number in 0..count {
+        let (target, endpoint) = (targets[number % targets.len()], &endpoints[number % targets.len()]);
         // Each `connect` makes its own connection; clones of a channel would share one.
         let channel = endpoint
             .connect()
             .await
-            .with_context(|| format!("cannot connect to {target} (connection {number} of {count})"))?;
+            .with_context(|| format!("cannot connect to {target} (connection {} of {count})", number + 1))?;
         connections.push(channel);
     }
     Ok(connections)

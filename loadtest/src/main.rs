@@ -172,7 +172,8 @@ struct RunOptions {
     /// What to load: the router's payment API, or `corridor-loadtest echo-server`.
     #[arg(long, value_enum, default_value_t = ServiceArgument::Payments)]
     service: ServiceArgument,
-    /// The server's gRPC endpoint; plain HTTP/2 (this client has no TLS).
+    /// The server's gRPC endpoint; plain HTTP/2 (this client has no TLS). Several endpoints
+    /// (router replicas), comma-separated, share the connections round-robin.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     target: String,
     /// HTTP/2 connections; requests are spread over them round-robin.
@@ -314,7 +315,7 @@ fn plan(options: &RunOptions) -> anyhow::Result<Plan> {
         (duration, None) => Length::Duration(Duration::from_secs(duration.unwrap_or(DEFAULT_DURATION_S))),
     };
     anyhow::ensure!(
-        options.target.starts_with("http://"),
+        options.target.split(',').all(|target| target.trim().starts_with("http://")),
         "--target must be an http:// URL (this client has no TLS; serve with --insecure-dev)"
     );
     Ok(Plan {
