@@ -11,9 +11,14 @@
 //!
 //! Held payments are ordinary stored receipts with status `HELD`, so the queue survives restarts
 //! and is shared by routers that share storage. Within one router, a payment is decided by one
-//! call at a time (the running set); two routers deciding the same payment at once could both
-//! resume it, which the ledgers' and the journal's idempotency per payment id keep from settling
-//! twice (ownership leases come with scale-out).
+//! call at a time (the running set). Across replicas the journal arbitrates: a rejection (an
+//! officer's or the timeout's) first records ABORT as the payment's decision, and the last
+//! approval's settlement must record COMMIT, first writer wins; so a payment approved on one
+//! replica and rejected on another at the same moment either settles (and the rejection is
+//! refused) or is aborted everywhere. Timeouts are applied by one replica only, the one that
+//! leads ([`crate::storage::Journal::leads`]). Not arbitrated: two officers of different
+//! jurisdictions approving the same payment on two replicas at the same instant may lose one
+//! approval (the payment then waits for it again).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -23,6 +28,7 @@ use corridor_schemas::{Jurisdiction, ParticipantId, PaymentId, PaymentStatus};
 
 use crate::payment::{PaymentRecord, instruction_from_wire};
 use crate::pipeline::{Router, SubmitError};
+use crate::storage::Decision as JournalDecision;
 
 /// The hook name under which an officer's decision is recorded in a payment's compliance list.
 pub const REVIEW_HOOK: &str = "compliance_review";
@@ -148,6 +154,9 @@ impl Router {
         // The officer's decision is a screening decision: it goes to the feed like the hooks' did.
         self.feed().screening(&receipt, self.now()).await?;
         if verdict == Verdict::Reject {
+            if self.storage().journal.decide(payment, JournalDecision::Abort).await? == JournalDecision::Commit {
+                return Err(ReviewError::NotHeld(format!("payment {payment} was approved and is settling")));
+            }
             if let Ok(instruction) = instruction_from_wire(&receipt) {
                 self.release_velocity(payment, &instruction).await;
             }
@@ -193,6 +202,9 @@ impl Router {
 
     /// Rejects every held payment whose review has waited longer than the network allows.
     pub async fn expire_reviews(&self) -> Result<usize, ReviewError> {
+        if !self.storage().journal.leads().await? {
+            return Ok(0);
+        }
         let now = self.now();
         let timeout = self.network().review_timeout;
         let mut expired = 0;
@@ -208,6 +220,10 @@ impl Router {
             }
             let Ok(id) = receipt.payment_id.parse::<PaymentId>() else { continue };
             let Some(_running) = self.start_running(id) else { continue };
+            // Approved on another replica at this moment and settling: not ours to reject.
+            if self.storage().journal.decide(id, JournalDecision::Abort).await? == JournalDecision::Commit {
+                continue;
+            }
             if let Ok(instruction) = instruction_from_wire(&receipt) {
                 self.release_velocity(id, &instruction).await;
             }

@@ -715,6 +715,10 @@ impl Journal for EmbeddedStore {
         .await
     }
 
+    async fn leads(&self) -> Result<bool, StorageError> {
+        Ok(true)
+    }
+
     /// Nothing to give up: no other process can open the file while this one has it.
     async fn release(&self) -> Result<(), StorageError> {
         Ok(())

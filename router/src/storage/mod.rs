@@ -130,6 +130,12 @@ pub trait Journal: Send + Sync + 'static {
     /// and every ledger call is idempotent.
     async fn take_over(&self, limit: usize) -> Result<Vec<JournalEntry>, StorageError>;
 
+    /// Whether this router runs the network's chores that must run once, not once per replica
+    /// (rejecting held payments whose review timed out): the router holding a lease that started
+    /// first. With the embedded store the one router always does. During a change of leader two
+    /// routers may both believe they lead for a moment; the chores must stay safe if so.
+    async fn leads(&self) -> Result<bool, StorageError>;
+
     /// Gives up this router's ownership now (it is draining or stopping): its unfinished entries
     /// may be taken over by another router at once instead of after its lease lapses.
     async fn release(&self) -> Result<(), StorageError>;

@@ -573,6 +573,17 @@ impl Journal for PostgresStore {
         Ok(entries.into_iter().map(|(_, entry)| entry).collect())
     }
 
+    async fn leads(&self) -> Result<bool, StorageError> {
+        let row = self
+            .query_opt(
+                "SELECT instance_id FROM corridor_routers WHERE lease_until > clock_timestamp()
+                 ORDER BY started_at, instance_id LIMIT 1",
+                &[],
+            )
+            .await?;
+        Ok(row.is_some_and(|row| row.get::<_, &str>(0) == &*self.instance))
+    }
+
     async fn release(&self) -> Result<(), StorageError> {
         // No renewal in flight, and none after: the lease stays deleted.
         let mut released = self.lease.released.lock().await;

@@ -203,6 +203,9 @@ async fn postgres_replicas_take_over_only_from_a_router_whose_lease_lapsed() {
     let alive = PostgresStore::connect_with_lease(&url, lease).await.unwrap();
     let also_alive = PostgresStore::connect_with_lease(&url, lease).await.unwrap();
     assert_ne!(dying.instance(), alive.instance());
+    // One leader: the router whose lease started first.
+    assert!(dying.leads().await.unwrap());
+    assert!(!alive.leads().await.unwrap() && !also_alive.leads().await.unwrap());
 
     let mut dying_ids = Vec::new();
     for _ in 0..40 {
@@ -230,8 +233,13 @@ async fn postgres_replicas_take_over_only_from_a_router_whose_lease_lapsed() {
     assert_eq!(taken, dying_ids, "every orphan taken over exactly once, and nothing else");
     assert!(also_alive.take_over(100).await.unwrap().is_empty(), "the survivors' own entries were taken over");
 
+    // The leader died: the next oldest leads.
+    assert!(alive.leads().await.unwrap());
+    assert!(!also_alive.leads().await.unwrap());
+
     // A router that releases its lease (a drain) hands its entries over at once.
     alive.release().await.unwrap();
+    assert!(also_alive.leads().await.unwrap());
     let handed: Vec<String> =
         also_alive.take_over(100).await.unwrap().into_iter().map(|entry| entry.payment.payment_id).collect();
     assert!(handed.contains(&own.payment_id));
