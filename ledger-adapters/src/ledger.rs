@@ -203,6 +203,12 @@ pub(crate) fn net_by_account(postings: &[Posting]) -> BTreeMap<&AccountName, i64
 pub trait Ledger: Send + Sync + 'static {
     async fn describe(&self) -> Result<LedgerDescription, LedgerError>;
 
+    /// Answers when the ledger is reachable and serving now (for the router's readiness). An
+    /// in-process ledger always is; an adapter behind a network or a database asks it.
+    async fn probe(&self) -> Result<(), LedgerError> {
+        self.describe().await.map(|_| ())
+    }
+
     /// Places holds for the debits of `postings` and votes. Postings must be in the ledger's
     /// currency and sum to zero, else the call is refused with [`LedgerError::InvalidPostings`].
     /// A ledger reached after `deadline` (a remote one, over a slow network) votes no with

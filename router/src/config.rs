@@ -52,6 +52,30 @@ pub struct Config {
     pub velocity_limits: Vec<VelocityLimitConfig>,
     #[serde(default)]
     pub fees: Vec<FeeConfig>,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// How the router shows what it does: its log format, and the HTTP listener of its metrics and
+/// probes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Where `/metrics` (Prometheus), `/livez` and `/readyz` are served over plain HTTP, e.g.
+    /// `127.0.0.1:9464`. Absent: not served.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// `text` (for people, the default) or `json` (one object per line, for log collectors).
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -69,6 +93,10 @@ pub struct ServerConfig {
     /// How many requests above the sustained rate a participant may send in a burst.
     #[serde(default = "ServerConfig::default_participant_burst")]
     pub participant_burst: u32,
+    /// On SIGTERM, how long payments in flight may take to finish before the router stops anyway
+    /// (what is unfinished then is completed by another replica or at the next start).
+    #[serde(default = "ServerConfig::default_drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
 }
 
 impl ServerConfig {
@@ -84,6 +112,9 @@ impl ServerConfig {
     fn default_participant_burst() -> u32 {
         1_000
     }
+    fn default_drain_timeout_ms() -> u64 {
+        30_000
+    }
 }
 
 impl Default for ServerConfig {
@@ -93,6 +124,7 @@ impl Default for ServerConfig {
             signature_window_ms: Self::default_signature_window_ms(),
             participant_requests_per_s: Self::default_participant_requests_per_s(),
             participant_burst: Self::default_participant_burst(),
+            drain_timeout_ms: Self::default_drain_timeout_ms(),
         }
     }
 }
@@ -668,23 +700,27 @@ impl Config {
                 return Err(ConfigError::new(format!("ledgers[{index}].id"), format!("`{}` appears twice", ledger.id)));
             }
         }
-        if self.settlement.prepare_timeout_ms == 0
-            || self.settlement.decision_attempts_max == 0
-            || self.settlement.in_flight_max == 0
+        for (key, value) in [
+            ("settlement.prepare_timeout_ms", self.settlement.prepare_timeout_ms),
+            ("settlement.decision_attempts_max", u64::from(self.settlement.decision_attempts_max)),
+            ("settlement.in_flight_max", u64::try_from(self.settlement.in_flight_max).unwrap_or(u64::MAX)),
+            ("server.participant_requests_per_s", u64::from(self.server.participant_requests_per_s)),
+            ("server.participant_burst", u64::from(self.server.participant_burst)),
+            ("server.drain_timeout_ms", self.server.drain_timeout_ms),
+            ("fx.rate_max_age_ms", self.fx.rate_max_age_ms),
+            ("fx.quote_ttl_ms", self.fx.quote_ttl_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be positive"));
+            }
+        }
+        if let Some(metrics) = self.telemetry.metrics_listen
+            && metrics == self.server.listen
         {
             return Err(ConfigError::new(
-                "settlement",
-                "prepare_timeout_ms, decision_attempts_max and in_flight_max must be positive",
+                "telemetry.metrics_listen",
+                format!("{metrics} is server.listen too: the metrics need an address of their own"),
             ));
-        }
-        if self.server.participant_requests_per_s == 0 || self.server.participant_burst == 0 {
-            return Err(ConfigError::new(
-                "server",
-                "participant_requests_per_s and participant_burst must be positive",
-            ));
-        }
-        if self.fx.rate_max_age_ms == 0 || self.fx.quote_ttl_ms == 0 {
-            return Err(ConfigError::new("fx", "rate_max_age_ms and quote_ttl_ms must be positive"));
         }
         if self.fx.hop_limit == 0 || self.fx.hop_limit > HOP_LIMIT_MAX {
             return Err(ConfigError::new("fx.hop_limit", format!("must be between 1 and {HOP_LIMIT_MAX}")));
@@ -1034,6 +1070,45 @@ account_series = [
             r#"{ ledger = "e-hkd", prefix = "d", count = 2 }, { ledger = "e-hkd", prefix = "d", count = 2 }"#,
             "e-hkd/d1 is already owned by bank-hk",
         );
+    }
+
+    #[test]
+    fn every_zero_setting_is_refused_by_its_key() {
+        for key in [
+            "settlement.prepare_timeout_ms",
+            "settlement.decision_attempts_max",
+            "settlement.in_flight_max",
+            "server.participant_requests_per_s",
+            "server.participant_burst",
+            "server.drain_timeout_ms",
+            "fx.rate_max_age_ms",
+            "fx.quote_ttl_ms",
+        ] {
+            let (section, name) = key.split_once('.').unwrap();
+            let text =
+                format!("[{section}]\n{name} = 0\n\n{}", MINIMAL.replace(&format!("[{section}]\n"), "[unused]\n"));
+            match Config::from_toml(&text) {
+                Ok(_) => panic!("{key} = 0 was accepted"),
+                Err(error) => assert!(error.to_string().contains(key), "`{error}` does not name {key}"),
+            }
+        }
+    }
+
+    #[test]
+    fn telemetry_settings_are_checked() {
+        let with = |section: &str| format!("{section}\n{MINIMAL}");
+        let config =
+            Config::from_toml(&with("[telemetry]\nmetrics_listen = \"127.0.0.1:9464\"\nlog_format = \"json\""))
+                .unwrap();
+        assert_eq!(config.telemetry.metrics_listen, Some(SocketAddr::from(([127, 0, 0, 1], 9464))));
+        assert_eq!(config.telemetry.log_format, LogFormat::Json);
+        let refused = |section: &str, expected: &str| match Config::from_toml(&with(section)) {
+            Ok(_) => panic!("{section} was accepted"),
+            Err(error) => assert!(error.to_string().contains(expected), "`{error}` lacks `{expected}`"),
+        };
+        refused("[telemetry]\nlog_format = \"xml\"", "log_format");
+        refused("[telemetry]\nmetrics_port = 9464", "metrics_port");
+        refused("[telemetry]\nmetrics_listen = \"127.0.0.1:50051\"", "telemetry.metrics_listen");
     }
 
     #[test]

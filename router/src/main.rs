@@ -7,11 +7,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use corridor_router::config::Config;
+use corridor_router::config::{Config, LogFormat};
 use corridor_router::demo::{self, DemoOptions};
 use corridor_router::network::Network;
 use corridor_router::transport::{ClientSecurity, ServerSecurity};
-use corridor_router::{feed, open_storage, open_velocity_counter, recovery, review, router_over, server};
+use corridor_router::{
+    feed, http, lifecycle, open_storage, open_velocity_counter, recovery, review, router_over, server,
+};
 
 #[derive(Parser)]
 #[command(name = "corridor", version, about = "Open payment routing network for central-bank digital currencies")]
@@ -94,16 +96,25 @@ async fn serve(
     data_dir: Option<PathBuf>,
     insecure_dev: bool,
 ) -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let mut config =
         Config::load(&config_path).with_context(|| format!("invalid configuration {}", config_path.display()))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match config.telemetry.log_format {
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // One JSON object per line, with the fields of the spans it happened in.
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+    }
     if let Some(data_dir) = data_dir {
         config.storage.data_dir = data_dir;
     }
@@ -180,13 +191,27 @@ async fn serve(
         );
     }
     let _crl_reloader = server_security.spawn_crl_reloader();
-    let running =
-        server::start(router, listen, server_security).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let running = server::start(Arc::clone(&router), listen, server_security)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
     // Tests and scripts read this line to find the port.
     println!("corridor listening on {}", running.local_addr);
     tracing::info!(address = %running.local_addr, ledgers = config.ledgers.len(), storage = ?config.storage.backend, "serving the payment API");
-    running.run_until(shutdown_signal()).await?;
-    tracing::info!("stopped");
+    let _http = match config.telemetry.metrics_listen {
+        Some(address) => {
+            let http = http::start(address, Arc::clone(&router), Arc::clone(running.health()))
+                .await
+                .with_context(|| format!("cannot listen on telemetry.metrics_listen {address}"))?;
+            // Tests and scripts read this line to find the port.
+            println!("corridor metrics on {}", http.local_addr);
+            Some(http)
+        }
+        None => None,
+    };
+    shutdown_signal().await;
+    let drain_timeout = std::time::Duration::from_millis(config.server.drain_timeout_ms);
+    let report = lifecycle::drain(&router, running, drain_timeout).await?;
+    tracing::info!(handed_over = report.handed_over, waited_ms = report.waited.as_millis(), "stopped");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -28,6 +28,7 @@ use corridor_schemas::SignatureError;
 
 use crate::clock::Clock;
 use crate::feed_writer::FeedWriter;
+use crate::metrics::metrics;
 use crate::network::Network;
 use crate::payment::{LegState, PaymentReason, PaymentRecord};
 use crate::quote::LockedQuote;
@@ -103,6 +104,8 @@ pub struct Router {
     storage: Storage,
     in_flight: Semaphore,
     in_flight_max: usize,
+    /// Set when the router drains (SIGTERM): new payments and quotes are refused.
+    draining: std::sync::atomic::AtomicBool,
     /// Payments this process is running now, so a retry can tell "still running here" from "its
     /// first attempt died before storing anything" (then the retry runs it, under the same id).
     running: std::sync::Mutex<std::collections::HashSet<PaymentId>>,
@@ -180,6 +183,7 @@ impl Router {
             storage,
             in_flight: Semaphore::new(settings.in_flight_max),
             in_flight_max: settings.in_flight_max,
+            draining: std::sync::atomic::AtomicBool::new(false),
             running: std::sync::Mutex::default(),
             clock,
         }
@@ -257,9 +261,34 @@ impl Router {
         &self.feed
     }
 
+    /// From now on, new payments and quotes are refused (UNAVAILABLE: retry on another replica);
+    /// those in flight go on. The first step of a drain.
+    pub fn stop_admitting(&self) {
+        self.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Payments running now, and the most that may.
+    pub fn in_flight(&self) -> (usize, usize) {
+        (self.in_flight_max.saturating_sub(self.in_flight.available_permits()), self.in_flight_max)
+    }
+
+    fn refuse_if_draining(&self) -> Result<(), SubmitError> {
+        if self.is_draining() {
+            return Err(SubmitError::Unavailable(
+                "this router is draining (shutting down); retry on another replica".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Runs one instruction through the pipeline and returns its final receipt.
     pub async fn submit(&self, instruction: PaymentInstruction) -> Result<wire::Payment, SubmitError> {
         let started = Instant::now();
+        self.refuse_if_draining()?;
         self.admit(&instruction.participant)?;
         self.check_against_network(&instruction.quote_request())?;
         self.check_signature(&instruction)?;
@@ -357,8 +386,19 @@ impl Router {
         let route_started = Instant::now();
         let (plan, decide_by) = match record.instruction.quote {
             Some(quote) => match self.quoted_plan(quote, record.id, &record.instruction).await? {
-                Ok((plan, expires_at)) => (Ok(plan), Some(expires_at)),
-                Err(reason) => (Err(reason), None),
+                Ok((plan, expires_at)) => {
+                    metrics().quote("used");
+                    (Ok(plan), Some(expires_at))
+                }
+                Err(reason) => {
+                    metrics().quote(match reason.code.as_ref() {
+                        "QUOTE_EXPIRED" => "expired",
+                        "QUOTE_UNKNOWN" => "unknown",
+                        "QUOTE_ALREADY_USED" => "already_used",
+                        _ => "refused",
+                    });
+                    (Err(reason), None)
+                }
             },
             None => (route::plan(&self.network, &record.instruction.quote_request(), self.clock.now()), None),
         };
@@ -452,6 +492,22 @@ impl Router {
         record.timings.finished_at = Some(self.clock.now());
         record.timings.total_us = elapsed_us(started);
         tracing::debug!(payment = %record.id, ?status, reason = ?record.reason, "payment finished");
+        let metrics = metrics();
+        metrics.payment(status.as_str(), record.reason.as_ref().map(|reason| reason.code.as_ref()));
+        let timings = &record.timings;
+        for (stage, microseconds) in [
+            ("route", timings.route_us),
+            ("compliance", timings.compliance_us),
+            ("prepare", timings.prepare_us),
+            ("commit", timings.commit_us),
+        ] {
+            if microseconds > 0 {
+                metrics.stage(stage, microseconds);
+            }
+        }
+        if status != PaymentStatus::Held {
+            metrics.stage("total", timings.total_us);
+        }
         let receipt = record.to_wire();
         // With its feed records, in one write: a final receipt anyone can read is in the feed.
         self.feed
@@ -545,6 +601,7 @@ impl Router {
 
     /// Prices `request` now and locks the price for `fx.quote_ttl`.
     pub async fn quote(&self, request: QuoteRequest) -> Result<LockedQuote, QuoteError> {
+        self.refuse_if_draining()?;
         self.admit(&request.participant)?;
         self.check_against_network(&request)?;
         let now = self.clock.now();

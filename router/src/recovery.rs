@@ -131,6 +131,16 @@ pub fn redrive(
     tokio::spawn(async move {
         let Ok(payment) = receipt.payment_id.parse::<PaymentId>() else { return };
         let Ok(mut legs) = legs_from_wire(&receipt.legs) else { return };
+        // In doubt on some ledger until delivered, for as long as this task runs.
+        let in_doubt = &crate::metrics::metrics().in_doubt;
+        in_doubt.inc();
+        struct Delivered<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+        impl Drop for Delivered<'_> {
+            fn drop(&mut self) {
+                self.0.dec();
+            }
+        }
+        let _delivered = Delivered(in_doubt);
         loop {
             tokio::time::sleep(REDRIVE_INTERVAL).await;
             if coordinator.complete(TransactionId::from(payment), &mut legs, decision).await.is_none() {
@@ -187,6 +197,12 @@ async fn take_over_all(
                 JournalDecision::Abort => Decision::Abort,
             };
             let delivered = complete_one(storage, coordinator, feed, receipt, decision).await?;
+            crate::metrics::metrics()
+                .takeovers
+                .get_or_create(&crate::metrics::OutcomeLabels {
+                    outcome: if decision == Decision::Commit { "commit" } else { "abort" },
+                })
+                .inc();
             match (decision, delivered) {
                 (_, false) => report.redriving += 1,
                 (Decision::Commit, true) => report.commits_completed += 1,

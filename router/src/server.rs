@@ -25,6 +25,7 @@ use crate::authz::{self, Call};
 use crate::coordinator_api::CoordinatorApi;
 use crate::feed_api::FeedApi;
 use crate::fx_api::FxApi;
+use crate::lifecycle::Health;
 use crate::operator_api::OperatorApi;
 use crate::pipeline::Router;
 use crate::review_api::ReviewApi;
@@ -45,13 +46,27 @@ pub struct RunningServer {
     pub local_addr: SocketAddr,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
+    health: Arc<Health>,
+    prober: JoinHandle<()>,
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.prober.abort();
+    }
 }
 
 impl RunningServer {
+    /// Readiness as the health service reports it ([`crate::lifecycle`]).
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
+    }
+
     /// Stops accepting, lets in-flight calls finish, and waits for the server to end.
-    pub async fn stop(self) -> anyhow::Result<()> {
-        let _already_stopping = self.shutdown.send(());
-        self.task.await??;
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let (shutdown, _) = oneshot::channel();
+        let _already_stopping = std::mem::replace(&mut self.shutdown, shutdown).send(());
+        (&mut self.task).await??;
         Ok(())
     }
 
@@ -73,11 +88,10 @@ pub async fn start(
     let local_addr = listener.local_addr()?;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<PaymentServiceServer<PaymentApi>>().await;
-    health_reporter.set_serving::<FxServiceServer<FxApi>>().await;
-    health_reporter.set_serving::<ComplianceReviewServer<ReviewApi>>().await;
-    health_reporter.set_serving::<ComplianceFeedServer<FeedApi>>().await;
-    health_reporter.set_serving::<OperatorServiceServer<OperatorApi>>().await;
+    // The first answer is already a real one: probed before the listener opens.
+    let health = Health::new(health_reporter);
+    health.probe(&router).await;
+    let prober = health.spawn_prober(Arc::clone(&router));
     // List only what this server serves: the descriptor set also holds the ledger protocol,
     // which ledger adapters serve, not the router.
     let reflection = || {
@@ -128,5 +142,5 @@ pub async fn start(
             let _either_way = shutdown_signal.await;
         });
     let task = tokio::spawn(server);
-    Ok(RunningServer { local_addr, shutdown, task })
+    Ok(RunningServer { local_addr, shutdown, task, health, prober })
 }

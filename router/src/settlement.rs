@@ -23,6 +23,7 @@ use corridor_ledger_adapters::{Ledger, LedgerError, TransactionId, Vote};
 use corridor_schemas::LedgerId;
 use futures::future::join_all;
 
+use crate::metrics::metrics;
 use crate::payment::{Leg, LegState, PaymentReason};
 use crate::storage::{Decision as JournalDecision, Journal};
 
@@ -203,10 +204,14 @@ impl Coordinator {
     async fn prepare(&self, transaction: TransactionId, leg: &Leg, timeout: Duration) -> Result<Vote, LedgerError> {
         let ledger = self.ledger(&leg.ledger)?;
         let deadline = SystemTime::now() + timeout;
-        match tokio::time::timeout(timeout, ledger.prepare(transaction, &leg.postings, deadline)).await {
+        let started = Instant::now();
+        let vote = match tokio::time::timeout(timeout, ledger.prepare(transaction, &leg.postings, deadline)).await {
             Ok(vote) => vote,
             Err(_elapsed) => Err(LedgerError::Unavailable(format!("no vote within {} ms", timeout.as_millis()))),
-        }
+        };
+        // A vote, yes or no, is an answer; an error is not.
+        metrics().ledger_call(leg.ledger.as_str(), "prepare", started.elapsed(), vote.is_err());
+        vote
     }
 
     /// Delivers a decision to one ledger, retrying with backoff. Both calls are idempotent, so a
@@ -216,14 +221,16 @@ impl Coordinator {
         let mut backoff = DECISION_BACKOFF_INITIAL;
         let mut attempt = 1;
         loop {
-            let result = match decision {
-                Decision::Commit => ledger.commit(transaction).await,
+            let started = Instant::now();
+            let (call, result) = match decision {
+                Decision::Commit => ("commit", ledger.commit(transaction).await),
                 Decision::Abort => match ledger.abort(transaction).await {
                     // Presumed abort: a ledger that never saw the prepare holds nothing.
-                    Err(LedgerError::UnknownTransaction(_)) => Ok(()),
-                    other => other,
+                    Err(LedgerError::UnknownTransaction(_)) => ("abort", Ok(())),
+                    other => ("abort", other),
                 },
             };
+            metrics().ledger_call(leg.ledger.as_str(), call, started.elapsed(), result.is_err());
             match result {
                 Err(LedgerError::Unavailable(reason)) if attempt < self.decision_attempts_max => {
                     tracing::warn!(%transaction, ledger = %leg.ledger, attempt, %reason, ?decision, "retrying decision");

@@ -352,6 +352,10 @@ impl Journal for CrashingJournal {
         self.inner.take_over(limit).await
     }
 
+    async fn probe(&self) -> Result<(), StorageError> {
+        self.inner.probe().await
+    }
+
     async fn leads(&self) -> Result<bool, StorageError> {
         self.inner.leads().await
     }

@@ -103,6 +103,17 @@ impl PaymentStatus {
     pub fn is_final(self) -> bool {
         !matches!(self, PaymentStatus::Pending | PaymentStatus::Held)
     }
+
+    /// The status's name, as the API's enum spells it without its prefix: `SETTLED`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Pending => "PENDING",
+            PaymentStatus::Held => "HELD",
+            PaymentStatus::Settled => "SETTLED",
+            PaymentStatus::Rejected => "REJECTED",
+            PaymentStatus::Failed => "FAILED",
+        }
+    }
 }
 
 impl From<PaymentStatus> for wire::PaymentStatus {

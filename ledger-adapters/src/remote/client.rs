@@ -343,6 +343,12 @@ impl Ledger for RemoteLedger {
         Ok(description.clone())
     }
 
+    /// A `Describe` round trip now (`describe` answers from its cache).
+    async fn probe(&self) -> Result<(), LedgerError> {
+        self.client.clone().describe(wire::DescribeRequest {}).await.map_err(|status| unavailable(&status))?;
+        Ok(())
+    }
+
     async fn prepare(
         &self,
         transaction: TransactionId,

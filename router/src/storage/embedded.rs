@@ -342,7 +342,11 @@ fn write_loop(database: &Database, mut requests: mpsc::Receiver<WriteRequest>) {
                 Err(_) => break,
             }
         }
+        let metrics = crate::metrics::metrics();
+        metrics.queue("embedded_store_writes", requests.len(), WRITE_QUEUE_MAX);
+        let started = std::time::Instant::now();
         let outcome = apply_batch(database, &batch, unix_ms(SystemTime::now()));
+        metrics.journal_flush("embedded", batch.len(), started.elapsed());
         match outcome {
             Ok(replies) => {
                 for (request, reply) in batch.into_iter().zip(replies) {
@@ -715,6 +719,20 @@ impl Journal for EmbeddedStore {
         .await
     }
 
+    async fn probe(&self) -> Result<(), StorageError> {
+        self.read(|database| {
+            let transaction = database.begin_read().map_err(unavailable)?;
+            transaction.open_table(JOURNAL_UNFINISHED).map_err(unavailable)?;
+            Ok(())
+        })
+        .await?;
+        // A writer thread that stopped (its file failed) leaves reads working and writes not.
+        if self.writer.is_closed() {
+            return Err(unavailable("the store writer has stopped"));
+        }
+        Ok(())
+    }
+
     async fn leads(&self) -> Result<bool, StorageError> {
         Ok(true)
     }
@@ -848,6 +866,11 @@ impl KeyStore for EmbeddedStore {
             Reply::Claimed(existing) => Ok(existing),
             _ => Err(StorageError::Corrupt("the writer answered a claim with something else".into())),
         }
+    }
+
+    /// The keys are in the journal's file: [`Journal::probe`] answers for both.
+    async fn probe(&self) -> Result<(), StorageError> {
+        Journal::probe(self).await
     }
 }
 

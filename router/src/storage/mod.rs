@@ -130,6 +130,9 @@ pub trait Journal: Send + Sync + 'static {
     /// and every ledger call is idempotent.
     async fn take_over(&self, limit: usize) -> Result<Vec<JournalEntry>, StorageError>;
 
+    /// Answers when the journal's store is reachable and serving (a cheap read); for readiness.
+    async fn probe(&self) -> Result<(), StorageError>;
+
     /// Whether this router runs the network's chores that must run once, not once per replica
     /// (rejecting held payments whose review timed out): the router holding a lease that started
     /// first. With the embedded store the one router always does. During a change of leader two
@@ -194,6 +197,9 @@ pub trait KeyStore: Send + Sync + 'static {
         key: &IdempotencyKey,
         claim: KeyClaim,
     ) -> Result<Option<KeyClaim>, StorageError>;
+
+    /// Answers when the store is reachable; for readiness.
+    async fn probe(&self) -> Result<(), StorageError>;
 }
 
 /// How long a quote (and its claim) is kept after it expires, so that a late use is told "expired"

@@ -209,7 +209,12 @@ impl GroupWriter {
                     }
                 }
                 let writes: Vec<&GroupWrite> = batch.iter().map(|request| &request.write).collect();
-                match write_group(&pool, &writes).await {
+                let metrics = crate::metrics::metrics();
+                metrics.queue("postgres_group_writes", queue.len(), GROUP_QUEUE_MAX);
+                let started = std::time::Instant::now();
+                let written = write_group(&pool, &writes).await;
+                metrics.journal_flush("postgres", writes.len(), started.elapsed());
+                match written {
                     Ok(records) => {
                         for (request, records) in batch.into_iter().zip(records) {
                             let _caller_gone = request.reply.send(Ok(records));
@@ -571,6 +576,10 @@ impl Journal for PostgresStore {
             .collect::<Result<_, StorageError>>()?;
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(entries.into_iter().map(|(_, entry)| entry).collect())
+    }
+
+    async fn probe(&self) -> Result<(), StorageError> {
+        self.query_one("SELECT 1", &[]).await.map(|_| ())
     }
 
     async fn leads(&self) -> Result<bool, StorageError> {

@@ -72,6 +72,12 @@ impl KeyStore for RedisKeyStore {
         let existing: String = connection.get(&redis_key).await.map_err(unavailable)?;
         decode(&existing).map(Some)
     }
+
+    async fn probe(&self) -> Result<(), StorageError> {
+        let mut connection = self.connection.clone();
+        let _pong: String = redis::cmd("PING").query_async(&mut connection).await.map_err(unavailable)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,439 @@
+//! Operating the real binary: the Prometheus metrics after real payments, readiness that follows
+//! a ledger node going away and coming back, a graceful drain with payments in flight, and
+//! configuration errors that name their key.
+
+// Tests fail loudly on any unexpected error; that is what unwrap is for here.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use corridor_schemas::wire::v1 as wire;
+use corridor_schemas::wire::v1::payment_service_client::PaymentServiceClient;
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let directory = std::env::temp_dir().join(format!("corridor-operations-{name}-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&directory).unwrap();
+    directory
+}
+
+struct Process {
+    child: Child,
+    /// Lines the process printed on stdout after "listening on".
+    stdout: BufReader<std::process::ChildStdout>,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Starts the binary with its log in `log` and waits for its "listening on" line.
+    fn start(args: &[String], log: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_corridor"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert!(line.contains("listening on"), "{args:?} printed {line:?}; log:\n{}", read(log));
+        Self { child, stdout, log: log.to_owned() }
+    }
+
+    /// The next stdout line.
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit (at most `within`) and returns its exit code.
+    fn wait(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "the process did not exit within {within:?}; log:\n{}", read(&self.log));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _already_gone = self.child.kill();
+        let _reaped = self.child.wait();
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// `GET path` over plain HTTP/1.1: (status code, body).
+fn http_get(address: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap();
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+const WALLETS: usize = 8;
+
+/// A two-ledger network: e-HKD in the router's process, e-CNY at `cny_endpoint` or in process.
+fn network(data_dir: &Path, metrics_port: u16, cny_endpoint: Option<&str>) -> String {
+    let wallets = |ledger: &str, bank: &str, balance: &str| {
+        (1..=WALLETS)
+            .map(|n| format!("{{ address = \"{ledger}/{bank}.w{n:02}\", opening_balance = \"{balance}\" }}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let cny_endpoint = cny_endpoint.map(|endpoint| format!("endpoint = \"{endpoint}\"\n")).unwrap_or_default();
+    format!(
+        r#"
+[server]
+drain_timeout_ms = 20000
+
+[storage]
+data_dir = "{data_dir}"
+
+[telemetry]
+metrics_listen = "127.0.0.1:{metrics_port}"
+
+[settlement]
+prepare_timeout_ms = 2000
+
+[[ledgers]]
+id = "e-hkd"
+currency = "HKD"
+jurisdiction = "HK"
+
+[[ledgers]]
+id = "e-cny"
+currency = "CNY"
+jurisdiction = "CN"
+{cny_endpoint}
+[[participants]]
+id = "bank-hk"
+role = "bank"
+accounts = [{hk}]
+
+[[participants]]
+id = "bank-cn"
+role = "bank"
+accounts = [{cn}]
+
+[[participants]]
+id = "lp-one"
+role = "liquidity_provider"
+accounts = [{{ address = "e-hkd/lp-one", opening_balance = "10000000.00" }}, {{ address = "e-cny/lp-one", opening_balance = "10000000.00" }}]
+
+[[rates]]
+provider = "lp-one"
+pair = "CNY/HKD"
+bid = "1.0850"
+ask = "1.0900"
+"#,
+        data_dir = data_dir.display(),
+        hk = wallets("e-hkd", "bank-hk", "100000.00"),
+        cn = wallets("e-cny", "bank-cn", "100000.00"),
+    )
+}
+
+fn node_config(directory: &Path) -> PathBuf {
+    let mut text = "[ledger]\nid = \"e-cny\"\ncurrency = \"CNY\"\njurisdiction = \"CN\"\n".to_owned();
+    for n in 1..=WALLETS {
+        text.push_str(&format!("\n[[accounts]]\nname = \"bank-cn.w{n:02}\"\nopening_balance = \"100000.00\"\n"));
+    }
+    text.push_str("\n[[accounts]]\nname = \"lp-one\"\nopening_balance = \"10000000.00\"\n");
+    let path = directory.join("e-cny.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn serve_args(config: &Path) -> Vec<String> {
+    let listen = format!("127.0.0.1:{}", free_port());
+    ["serve", "--insecure-dev", "--config", &config.display().to_string(), "--listen", &listen]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+fn endpoint_of(args: &[String]) -> String {
+    format!("http://{}", args.last().unwrap())
+}
+
+fn payment(key: &str, amount: &str, cross_border: bool, wallet: usize) -> wire::SubmitPaymentRequest {
+    let payee = if cross_border { format!("e-cny/bank-cn.w{wallet:02}") } else { "e-hkd/bank-hk.w01".to_owned() };
+    let payer =
+        if cross_border || wallet != 1 { format!("e-hkd/bank-hk.w{wallet:02}") } else { "e-hkd/bank-hk.w02".into() };
+    wire::SubmitPaymentRequest {
+        instruction: Some(wire::PaymentInstruction {
+            participant_id: "bank-hk".into(),
+            idempotency_key: key.into(),
+            payer,
+            payee,
+            amount: Some(wire::Money { currency: "HKD".into(), amount: amount.into() }),
+            fixed_side: wire::FixedSide::Send as i32,
+            ..wire::PaymentInstruction::default()
+        }),
+    }
+}
+
+async fn health(endpoint: &str, service: &str) -> i32 {
+    let channel = Channel::from_shared(endpoint.to_owned()).unwrap().connect().await.unwrap();
+    HealthClient::new(channel).check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner().status
+}
+
+/// Waits until `service`'s health is `expected`, at most `within`.
+async fn await_health(endpoint: &str, service: &str, expected: ServingStatus, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let status = health(endpoint, service).await;
+        if status == expected as i32 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{service} is {status:?}, not {expected:?}, after {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn metrics_address(router: &mut Process) -> SocketAddr {
+    let line = router.line();
+    line.trim().strip_prefix("corridor metrics on ").unwrap_or_else(|| panic!("printed {line:?}")).parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_real_payments_and_readiness_follows_a_ledger_node() {
+    let directory = temp_dir("ready");
+    let node_port = free_port();
+    let node_args: Vec<String> = [
+        "ledger-node",
+        "--insecure-dev",
+        "--config",
+        &node_config(&directory).display().to_string(),
+        "--listen",
+        &format!("127.0.0.1:{node_port}"),
+        "--data-file",
+        &directory.join("e-cny.log").display().to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let mut node = Process::start(&node_args, &directory.join("node.log"));
+    let config = directory.join("router.toml");
+    let node_endpoint = format!("http://127.0.0.1:{node_port}");
+    std::fs::write(&config, network(&directory.join("data"), free_port(), Some(&node_endpoint))).unwrap();
+    let args = serve_args(&config);
+    let endpoint = endpoint_of(&args);
+    let mut router = Process::start(&args, &directory.join("router.log"));
+    let metrics = metrics_address(&mut router);
+
+    // Ready: every dependency answers.
+    await_health(&endpoint, "", ServingStatus::Serving, Duration::from_secs(5)).await;
+    await_health(&endpoint, "corridor.v1.PaymentService", ServingStatus::Serving, Duration::from_secs(5)).await;
+    let (status, body) = http_get(metrics, "/readyz");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("journal: ok") && body.contains("ledger e-cny: ok"), "{body}");
+    assert_eq!(http_get(metrics, "/livez").0, 200);
+
+    // Real payments: two settled (one cross-border to the node), one refused by the ledger.
+    let mut client = PaymentServiceClient::connect(endpoint.clone()).await.unwrap();
+    for (key, amount, cross_border) in [("m-1", "10.00", false), ("m-2", "20.00", true), ("m-3", "900000.00", false)] {
+        client.submit_payment(payment(key, amount, cross_border, 2)).await.unwrap();
+    }
+    let (status, text) = http_get(metrics, "/metrics");
+    assert_eq!(status, 200);
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no `{series}` in\n{text}"))
+    };
+    assert_eq!(value("corridor_payments_total{status=\"SETTLED\",reason=\"\"}"), 2.0);
+    let rejected: f64 = text
+        .lines()
+        .filter(|line| line.starts_with("corridor_payments_total{status=\"REJECTED\""))
+        .map(|line| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(rejected, 1.0, "{text}");
+    assert_eq!(value("corridor_stage_duration_seconds_count{stage=\"total\"}"), 3.0);
+    assert_eq!(value("corridor_stage_duration_seconds_count{stage=\"prepare\"}"), 3.0);
+    assert!(value("corridor_stage_duration_seconds_count{stage=\"compliance\"}") >= 3.0);
+    assert_eq!(value("corridor_ledger_call_duration_seconds_count{ledger=\"e-cny\",call=\"prepare\"}"), 1.0);
+    assert_eq!(value("corridor_ledger_call_duration_seconds_count{ledger=\"e-cny\",call=\"commit\"}"), 1.0);
+    assert!(value("corridor_ledger_call_duration_seconds_count{ledger=\"e-hkd\",call=\"prepare\"}") >= 3.0);
+    assert!(value("corridor_journal_flush_writes_count{store=\"embedded\"}") >= 3.0);
+    assert_eq!(value("corridor_queue_depth{queue=\"payments_in_flight\"}"), 0.0);
+    assert_eq!(value("corridor_in_doubt_payments"), 0.0);
+
+    // The node goes away: not ready, naming it; alive all the same.
+    drop(node);
+    await_health(&endpoint, "", ServingStatus::NotServing, Duration::from_secs(10)).await;
+    await_health(&endpoint, "corridor.v1.PaymentService", ServingStatus::NotServing, Duration::from_secs(5)).await;
+    let (status, body) = http_get(metrics, "/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("ledger e-cny: ") && !body.contains("ledger e-cny: ok"), "{body}");
+    assert!(body.contains("ledger e-hkd: ok"), "{body}");
+    assert_eq!(http_get(metrics, "/livez").0, 200);
+    // A prepare on it now fails: counted as that ledger's error.
+    let _refused = client.submit_payment(payment("m-4", "5.00", true, 3)).await;
+    let (_, text) = http_get(metrics, "/metrics");
+    assert!(text.contains("corridor_ledger_errors_total{ledger=\"e-cny\",call=\"prepare\"} 1"), "{text}");
+
+    // Back on the same port: ready again.
+    node = Process::start(&node_args, &directory.join("node-again.log"));
+    await_health(&endpoint, "", ServingStatus::Serving, Duration::from_secs(10)).await;
+    assert_eq!(http_get(metrics, "/readyz").0, 200);
+    let log = read(&directory.join("router.log"));
+    assert!(log.contains("unreachable") && log.contains("reachable again"), "{log}");
+    drop(node);
+    drop(router);
+    let _ = std::fs::remove_dir_all(&directory);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_payments_in_flight_and_exits_zero() {
+    const PAYMENTS: usize = 400;
+    let directory = temp_dir("drain");
+    let config = directory.join("router.toml");
+    std::fs::write(&config, network(&directory.join("data"), free_port(), None)).unwrap();
+    let args = serve_args(&config);
+    let endpoint = endpoint_of(&args);
+    let mut router = Process::start(&args, &directory.join("router.log"));
+    let metrics = metrics_address(&mut router);
+
+    let mut channels = Vec::new();
+    for _ in 0..8 {
+        channels.push(Channel::from_shared(endpoint.clone()).unwrap().connect().await.unwrap());
+    }
+    let (answered, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    for index in 0..PAYMENTS {
+        let mut client = PaymentServiceClient::new(channels[index % channels.len()].clone());
+        let answered = answered.clone();
+        tokio::spawn(async move {
+            let request = payment(&format!("drain-{index:04}"), "1.00", index % 2 == 0, index % WALLETS + 1);
+            let _receiver_gone =
+                answered.send(client.submit_payment(request).await.map(|response| response.into_inner()));
+        });
+    }
+    drop(answered);
+    // SIGTERM once the first answers are in: most of the rest are in flight.
+    let mut results = Vec::new();
+    while results.len() < 20 {
+        results.push(answers.recv().await.unwrap());
+    }
+    let (_, text) = http_get(metrics, "/metrics");
+    let in_flight_at_signal: f64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("corridor_queue_depth{queue=\"payments_in_flight\"} "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    router.signal("-TERM");
+    // While it drains: new payments are refused, with a reason, and health says NOT_SERVING.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut late = PaymentServiceClient::new(channels[0].clone());
+    let refusal = late.submit_payment(payment("drain-late", "1.00", false, 3)).await.unwrap_err();
+    assert_eq!(refusal.code(), Code::Unavailable, "{refusal:?}");
+    assert!(refusal.message().contains("draining"), "{refusal:?}");
+    let mut health_client = HealthClient::new(channels[1].clone());
+    let status = health_client.check(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner().status;
+    assert_eq!(status, ServingStatus::NotServing as i32);
+    while let Some(result) = answers.recv().await {
+        results.push(result);
+    }
+    assert_eq!(router.wait(Duration::from_secs(30)), Some(0), "log:\n{}", read(&directory.join("router.log")));
+    let log = read(&directory.join("router.log"));
+    assert!(log.contains("draining: reporting NOT_SERVING"), "{log}");
+    assert!(log.contains("draining: no payment in flight"), "payments were cut off:\n{log}");
+
+    // Every call was answered with a final receipt or refused as the router drained: none cut.
+    let mut settled = Vec::new();
+    let mut refused = 0;
+    for result in &results {
+        match result {
+            Ok(response) => {
+                let payment = response.payment.as_ref().unwrap();
+                assert_eq!(payment.status, wire::PaymentStatus::Settled as i32, "{payment:?}");
+                settled.push(payment.payment_id.clone());
+            }
+            Err(status) if status.code() == Code::Unavailable => refused += 1,
+            Err(status) => panic!("a call ended with {status:?}"),
+        }
+    }
+    println!("drain: {} settled, {refused} refused; {in_flight_at_signal} in flight at the signal", settled.len());
+    assert_eq!(results.len(), PAYMENTS);
+    assert!(in_flight_at_signal > 0.0, "nothing was in flight at the signal: the test proved nothing");
+    assert!(settled.len() > 20, "only the payments answered before the signal settled");
+
+    // Restarted on the same files: recovery finds nothing to complete, and every payment the API
+    // stored is final and was reported as settled.
+    let mut router = Process::start(&args, &directory.join("router-again.log"));
+    let _metrics = metrics_address(&mut router);
+    let log = read(&directory.join("router-again.log"));
+    let recovery = log.lines().find(|line| line.contains("recovery done")).unwrap();
+    for field in ["commits_completed=0", "aborted=0", "interrupted=0", "redriving=0"] {
+        assert!(recovery.contains(field), "{recovery}");
+    }
+    let mut client = PaymentServiceClient::connect(endpoint.clone()).await.unwrap();
+    let stored = client
+        .list_payments(wire::ListPaymentsRequest {
+            participant_id: String::new(),
+            page_size: 1_000,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .payments;
+    assert!(stored.iter().all(|payment| payment.status == wire::PaymentStatus::Settled as i32));
+    let mut stored_ids: Vec<String> = stored.into_iter().map(|payment| payment.payment_id).collect();
+    stored_ids.sort();
+    settled.sort();
+    assert_eq!(stored_ids, settled, "the stored payments are not the ones reported settled");
+    drop(router);
+    let _ = std::fs::remove_dir_all(&directory);
+}
+
+#[test]
+fn a_bad_configuration_stops_the_start_and_names_the_key() {
+    let directory = temp_dir("config");
+    for (edit, key) in [
+        ("[server]\ndrain_timeout_ms = 20000", "server.drain_timeout_ms"),
+        ("[settlement]\nprepare_timeout_ms = 2000", "settlement.prepare_timeout_ms"),
+    ] {
+        let zero = edit.replace("20000", "0").replace("2000", "0");
+        let text = network(&directory.join("data"), free_port(), None).replace(edit, &zero);
+        let config = directory.join("bad.toml");
+        std::fs::write(&config, text).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_corridor"))
+            .args(["serve", "--insecure-dev", "--config", &config.display().to_string()])
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(key) && stderr.contains("must be positive"), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&directory);
+}
