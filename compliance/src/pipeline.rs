@@ -136,7 +136,12 @@ impl CompliancePipeline {
                 let decision = match known {
                     Some(decision) => decision,
                     None => {
-                        let decision = hook.check(jurisdiction, subject).await;
+                        let span = tracing::info_span!(
+                            "compliance.hook",
+                            jurisdiction = jurisdiction.as_str(),
+                            hook = hook.name()
+                        );
+                        let decision = tracing::Instrument::instrument(hook.check(jurisdiction, subject), span).await;
                         if hook.same_for_every_jurisdiction() {
                             shared.push((identity, decision.clone()));
                         }

@@ -58,7 +58,7 @@ pub struct Config {
 
 /// How the router shows what it does: its log format, and the HTTP listener of its metrics and
 /// probes.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetryConfig {
     /// Where `/metrics` (Prometheus), `/livez` and `/readyz` are served over plain HTTP, e.g.
@@ -68,6 +68,30 @@ pub struct TelemetryConfig {
     /// `text` (for people, the default) or `json` (one object per line, for log collectors).
     #[serde(default)]
     pub log_format: LogFormat,
+    /// An OpenTelemetry collector's OTLP/HTTP address, e.g. `http://127.0.0.1:4318`: every payment
+    /// becomes a trace sent there. Absent: no traces (unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set).
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` of this router's traces.
+    #[serde(default = "TelemetryConfig::default_service_name")]
+    pub service_name: String,
+}
+
+impl TelemetryConfig {
+    fn default_service_name() -> String {
+        "corridor-router".to_owned()
+    }
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            metrics_listen: None,
+            log_format: LogFormat::default(),
+            otlp_endpoint: None,
+            service_name: Self::default_service_name(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -713,6 +737,14 @@ impl Config {
             if value == 0 {
                 return Err(ConfigError::new(key, "must be positive"));
             }
+        }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(ConfigError::new(
+                "telemetry.otlp_endpoint",
+                format!("`{endpoint}` is not an http:// or https:// URL of an OTLP/HTTP collector"),
+            ));
         }
         if let Some(metrics) = self.telemetry.metrics_listen
             && metrics == self.server.listen

@@ -196,9 +196,23 @@ impl Served {
 
 /// Runs the node until `shutdown` completes.
 pub async fn run(options: LedgerNodeOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<ExitCode> {
-    init_logging();
     let config = LedgerNodeConfig::load(&options.config)?;
     let description = config.description();
+    // Logs; and traces when OTEL_EXPORTER_OTLP_ENDPOINT names a collector: the node's spans join
+    // each payment's trace (the router sends its context with every call).
+    let export = crate::telemetry::TraceExport {
+        endpoint: None,
+        from_environment: true,
+        service_name: format!("corridor-ledger-node-{}", description.ledger),
+    };
+    let _telemetry = match crate::telemetry::init(crate::config::LogFormat::Text, &export) {
+        Ok(guard) => Some(guard),
+        // A test harness or an embedding program may have set a logger already.
+        Err(error) => {
+            eprintln!("note: {error}");
+            None
+        }
+    };
     let opening = config.opening_balances()?;
     let tls = options.tls.files(true)?;
     if tls.is_none() {
@@ -289,18 +303,6 @@ pub async fn run(options: LedgerNodeOptions, shutdown: impl Future<Output = ()>)
     drop(served);
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-fn init_logging() {
-    // `try_init`: a test harness or an embedding program may have set a subscriber already.
-    let _already_set = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }
 
 async fn open_backend(

@@ -38,6 +38,7 @@ pub mod route;
 pub mod server;
 pub mod settlement;
 pub mod storage;
+pub mod telemetry;
 pub mod tls;
 pub mod transport;
 

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use corridor_router::config::{Config, LogFormat};
+use corridor_router::config::Config;
 use corridor_router::demo::{self, DemoOptions};
 use corridor_router::network::Network;
 use corridor_router::transport::{ClientSecurity, ServerSecurity};
 use corridor_router::{
-    feed, http, lifecycle, open_storage, open_velocity_counter, recovery, review, router_over, server,
+    feed, http, lifecycle, open_storage, open_velocity_counter, recovery, review, router_over, server, telemetry,
 };
 
 #[derive(Parser)]
@@ -98,23 +98,14 @@ async fn serve(
 ) -> anyhow::Result<ExitCode> {
     let mut config =
         Config::load(&config_path).with_context(|| format!("invalid configuration {}", config_path.display()))?;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    match config.telemetry.log_format {
-        LogFormat::Text => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
-        // One JSON object per line, with the fields of the spans it happened in.
-        LogFormat::Json => tracing_subscriber::fmt()
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init(),
-    }
+    let _telemetry = telemetry::init(
+        config.telemetry.log_format,
+        &telemetry::TraceExport {
+            endpoint: config.telemetry.otlp_endpoint.clone(),
+            from_environment: true,
+            service_name: config.telemetry.service_name.clone(),
+        },
+    )?;
     if let Some(data_dir) = data_dir {
         config.storage.data_dir = data_dir;
     }

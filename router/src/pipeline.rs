@@ -26,6 +26,8 @@ use tokio::sync::Semaphore;
 
 use corridor_schemas::SignatureError;
 
+use tracing::Instrument;
+
 use crate::clock::Clock;
 use crate::feed_writer::FeedWriter;
 use crate::metrics::metrics;
@@ -285,15 +287,33 @@ impl Router {
         Ok(())
     }
 
-    /// Runs one instruction through the pipeline and returns its final receipt.
+    /// Runs one instruction through the pipeline and returns its final receipt, in its own
+    /// `payment` span (one trace per payment, [`crate::telemetry`]).
     pub async fn submit(&self, instruction: PaymentInstruction) -> Result<wire::Payment, SubmitError> {
+        let span = tracing::info_span!(
+            "payment",
+            participant = instruction.participant.as_str(),
+            idempotency_key = instruction.idempotency_key.as_str(),
+            payment_id = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
+        if let Some(trace_id) = crate::telemetry::trace_id(&span) {
+            span.record("trace_id", trace_id);
+        }
+        self.submit_traced(instruction).instrument(span).await
+    }
+
+    async fn submit_traced(&self, instruction: PaymentInstruction) -> Result<wire::Payment, SubmitError> {
         let started = Instant::now();
         self.refuse_if_draining()?;
-        self.admit(&instruction.participant)?;
-        self.check_against_network(&instruction.quote_request())?;
-        self.check_signature(&instruction)?;
+        let validate = tracing::info_span!("validate");
+        validate.in_scope(|| {
+            self.admit(&instruction.participant)?;
+            self.check_against_network(&instruction.quote_request())?;
+            self.check_signature(&instruction)
+        })?;
         if let Some(quote) = instruction.quote {
-            self.check_quote_owner(quote, &instruction).await?;
+            self.check_quote_owner(quote, &instruction).instrument(validate).await?;
         }
         let _permit = self.in_flight.try_acquire().map_err(|_| {
             SubmitError::Overloaded(format!("{} payments are already in flight; retry later", self.in_flight_max))
@@ -302,7 +322,15 @@ impl Router {
         let claim = KeyClaim { fingerprint: fingerprint(&instruction), payment: PaymentId::generate() };
         // Mark it running before the claim is visible, so a concurrent retry waits for it.
         let running = self.start_running(claim.payment);
-        match self.storage.keys.claim(&instruction.participant, &instruction.idempotency_key, claim).await? {
+        let claimed = self
+            .storage
+            .keys
+            .claim(&instruction.participant, &instruction.idempotency_key, claim)
+            .instrument(tracing::info_span!("idempotency"))
+            .await?;
+        tracing::Span::current()
+            .record("payment_id", tracing::field::display(claimed.map_or(claim.payment, |c| c.payment)));
+        match claimed {
             None => {}
             Some(existing) if existing.fingerprint != claim.fingerprint => {
                 return Err(SubmitError::KeyReused(existing.payment));
@@ -348,7 +376,12 @@ impl Router {
             originator: record.instruction.originator.as_ref(),
             beneficiary: record.instruction.beneficiary.as_ref(),
         };
-        let screening = self.network.compliance.screen(&subject, &jurisdictions).await;
+        let screening = self
+            .network
+            .compliance
+            .screen(&subject, &jurisdictions)
+            .instrument(tracing::info_span!("compliance"))
+            .await;
         record.timings.compliance_us = elapsed_us(compliance_started);
         let outcome = screening.outcome();
         let objection = screening.first_objection().map(|(decision, reason)| {
@@ -384,23 +417,30 @@ impl Router {
         record: &mut PaymentRecord,
     ) -> Result<Result<Option<SystemTime>, PaymentReason>, SubmitError> {
         let route_started = Instant::now();
+        let route_span = tracing::info_span!("route", quoted = record.instruction.quote.is_some());
         let (plan, decide_by) = match record.instruction.quote {
-            Some(quote) => match self.quoted_plan(quote, record.id, &record.instruction).await? {
-                Ok((plan, expires_at)) => {
-                    metrics().quote("used");
-                    (Ok(plan), Some(expires_at))
+            Some(quote) => {
+                match self.quoted_plan(quote, record.id, &record.instruction).instrument(route_span.clone()).await? {
+                    Ok((plan, expires_at)) => {
+                        metrics().quote("used");
+                        (Ok(plan), Some(expires_at))
+                    }
+                    Err(reason) => {
+                        metrics().quote(match reason.code.as_ref() {
+                            "QUOTE_EXPIRED" => "expired",
+                            "QUOTE_UNKNOWN" => "unknown",
+                            "QUOTE_ALREADY_USED" => "already_used",
+                            _ => "refused",
+                        });
+                        (Err(reason), None)
+                    }
                 }
-                Err(reason) => {
-                    metrics().quote(match reason.code.as_ref() {
-                        "QUOTE_EXPIRED" => "expired",
-                        "QUOTE_UNKNOWN" => "unknown",
-                        "QUOTE_ALREADY_USED" => "already_used",
-                        _ => "refused",
-                    });
-                    (Err(reason), None)
-                }
-            },
-            None => (route::plan(&self.network, &record.instruction.quote_request(), self.clock.now()), None),
+            }
+            None => (
+                route_span
+                    .in_scope(|| route::plan(&self.network, &record.instruction.quote_request(), self.clock.now())),
+                None,
+            ),
         };
         record.timings.route_us = elapsed_us(route_started);
         let plan = match plan {
@@ -425,7 +465,7 @@ impl Router {
         started: Instant,
     ) -> Result<wire::Payment, SubmitError> {
         // From here a ledger may hold money for this payment: journal it first.
-        self.storage.journal.begin(&record.to_wire()).await?;
+        self.storage.journal.begin(&record.to_wire()).instrument(tracing::info_span!("journal.begin")).await?;
         let transaction = TransactionId::from(record.id);
         let (settlement, timings) =
             self.coordinator.settle(transaction, &mut record.legs, self.storage.journal.as_ref(), decide_by).await;
@@ -512,6 +552,7 @@ impl Router {
         // With its feed records, in one write: a final receipt anyone can read is in the feed.
         self.feed
             .save_receipt(self.storage.payments.as_ref(), &receipt, record.screening_recorded, self.clock.now())
+            .instrument(tracing::info_span!("receipt", status = status.as_str()))
             .await?;
         Ok(receipt)
     }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 use corridor_ledger_adapters::{Ledger, LedgerError, TransactionId, Vote};
 use corridor_schemas::LedgerId;
 use futures::future::join_all;
+use tracing::Instrument;
 
 use crate::metrics::metrics;
 use crate::payment::{Leg, LegState, PaymentReason};
@@ -131,7 +132,11 @@ impl Coordinator {
             ))),
             Some(objection) => Some(objection),
             // Decision point: COMMIT is durable in the journal before any ledger is told.
-            None => match journal.decide(transaction.payment_id(), JournalDecision::Commit).await {
+            None => match journal
+                .decide(transaction.payment_id(), JournalDecision::Commit)
+                .instrument(tracing::info_span!("journal.decide"))
+                .await
+            {
                 Ok(JournalDecision::Commit) => None,
                 Ok(JournalDecision::Abort) => Some(Settlement::Failed(PaymentReason::new(
                     "ABORTED_BY_COORDINATOR",
@@ -205,7 +210,9 @@ impl Coordinator {
         let ledger = self.ledger(&leg.ledger)?;
         let deadline = SystemTime::now() + timeout;
         let started = Instant::now();
-        let vote = match tokio::time::timeout(timeout, ledger.prepare(transaction, &leg.postings, deadline)).await {
+        let span = tracing::info_span!("ledger.prepare", ledger = leg.ledger.as_str());
+        let prepare = ledger.prepare(transaction, &leg.postings, deadline).instrument(span);
+        let vote = match tokio::time::timeout(timeout, prepare).await {
             Ok(vote) => vote,
             Err(_elapsed) => Err(LedgerError::Unavailable(format!("no vote within {} ms", timeout.as_millis()))),
         };
@@ -223,8 +230,18 @@ impl Coordinator {
         loop {
             let started = Instant::now();
             let (call, result) = match decision {
-                Decision::Commit => ("commit", ledger.commit(transaction).await),
-                Decision::Abort => match ledger.abort(transaction).await {
+                Decision::Commit => (
+                    "commit",
+                    ledger
+                        .commit(transaction)
+                        .instrument(tracing::info_span!("ledger.commit", ledger = leg.ledger.as_str(), attempt))
+                        .await,
+                ),
+                Decision::Abort => match ledger
+                    .abort(transaction)
+                    .instrument(tracing::info_span!("ledger.abort", ledger = leg.ledger.as_str(), attempt))
+                    .await
+                {
                     // Presumed abort: a ledger that never saw the prepare holds nothing.
                     Err(LedgerError::UnknownTransaction(_)) => ("abort", Ok(())),
                     other => ("abort", other),

@@ -39,9 +39,13 @@ struct Process {
 impl Process {
     /// Starts the binary with its log in `log` and waits for its "listening on" line.
     fn start(args: &[String], log: &Path) -> Self {
+        Self::start_logging(args, log, "info")
+    }
+
+    fn start_logging(args: &[String], log: &Path, filter: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_corridor"))
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
             .spawn()
@@ -156,6 +160,11 @@ provider = "lp-one"
 pair = "CNY/HKD"
 bid = "1.0850"
 ask = "1.0900"
+
+[[limits]]
+jurisdiction = "HK"
+currency = "HKD"
+single_payment_max = "1000000.00"
 "#,
         data_dir = data_dir.display(),
         hk = wallets("e-hkd", "bank-hk", "100000.00"),
@@ -435,5 +444,159 @@ fn a_bad_configuration_stops_the_start_and_names_the_key() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(key) && stderr.contains("must be positive"), "{stderr}");
     }
+    let _ = std::fs::remove_dir_all(&directory);
+}
+
+/// Every span a fake OTLP/HTTP collector received: (service, trace id, span id, parent span id,
+/// name, attributes as text).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String, String, String, String)>>>;
+
+/// A collector on a free port accepting `POST /v1/traces` (protobuf), as an OpenTelemetry
+/// collector would.
+async fn fake_collector() -> (SocketAddr, Received) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+
+    let received: Received = Received::default();
+    let store = received.clone();
+    let hex = |bytes: &[u8]| bytes.iter().map(|byte| format!("{byte:02x}")).collect::<String>();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let store = store.clone();
+            async move {
+                let request = ExportTraceServiceRequest::decode(body).unwrap();
+                let mut spans = store.lock().unwrap();
+                for resource in request.resource_spans {
+                    let service = resource
+                        .resource
+                        .iter()
+                        .flat_map(|resource| &resource.attributes)
+                        .find(|attribute| attribute.key == "service.name")
+                        .map(|attribute| format!("{:?}", attribute.value))
+                        .unwrap_or_default();
+                    for scope in resource.scope_spans {
+                        for span in scope.spans {
+                            let attributes = format!("{:?}", span.attributes);
+                            spans.push((
+                                service.clone(),
+                                hex(&span.trace_id),
+                                hex(&span.span_id),
+                                hex(&span.parent_span_id),
+                                span.name,
+                                attributes,
+                            ));
+                        }
+                    }
+                }
+                // An empty ExportTraceServiceResponse.
+                ([(axum::http::header::CONTENT_TYPE, "application/x-protobuf")], Vec::<u8>::new())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (address, received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_is_one_trace_across_the_router_and_a_ledger_node() {
+    let (collector, received) = fake_collector().await;
+    let directory = temp_dir("traces");
+    let node_port = free_port();
+    let node_log = directory.join("node.log");
+    let mut node = {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_corridor"))
+            .args([
+                "ledger-node",
+                "--insecure-dev",
+                "--config",
+                &node_config(&directory).display().to_string(),
+                "--listen",
+                &format!("127.0.0.1:{node_port}"),
+            ])
+            .env("RUST_LOG", "info")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}"))
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(&node_log).unwrap()))
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.contains("listening on"), "{line:?}: {}", read(&node_log));
+        child
+    };
+    let config = directory.join("router.toml");
+    let text = network(&directory.join("data"), free_port(), Some(&format!("http://127.0.0.1:{node_port}")))
+        .replace(
+            "[telemetry]\n",
+            &format!("[telemetry]\notlp_endpoint = \"http://{collector}\"\nservice_name = \"router-under-test\"\nlog_format = \"json\"\n"),
+        );
+    std::fs::write(&config, text).unwrap();
+    let args = serve_args(&config);
+    let endpoint = endpoint_of(&args);
+    // The pipeline's per-payment debug line shows the JSON logs carry the trace.
+    let mut router =
+        Process::start_logging(&args, &directory.join("router.log"), "info,corridor_router::pipeline=debug");
+    let _metrics = metrics_address(&mut router);
+
+    let mut client = PaymentServiceClient::connect(endpoint.clone()).await.unwrap();
+    let receipt =
+        client.submit_payment(payment("traced-1", "25.00", true, 4)).await.unwrap().into_inner().payment.unwrap();
+    assert_eq!(receipt.status, wire::PaymentStatus::Settled as i32);
+
+    // Both flush what they hold as they stop.
+    router.signal("-TERM");
+    assert_eq!(router.wait(Duration::from_secs(20)), Some(0));
+    let _ = Command::new("kill").args(["-TERM", &node.id().to_string()]).status();
+    let _ = node.wait();
+
+    let spans = received.lock().unwrap().clone();
+    let payment_span = spans
+        .iter()
+        .find(|span| span.4 == "payment" && span.5.contains(&receipt.payment_id))
+        .unwrap_or_else(|| panic!("no payment span for {} among {spans:#?}", receipt.payment_id));
+    let trace = payment_span.1.clone();
+    assert!(payment_span.0.contains("router-under-test"), "{payment_span:?}");
+    let in_trace: Vec<_> = spans.iter().filter(|span| span.1 == trace).collect();
+    let names = |service: &str| -> Vec<String> {
+        in_trace.iter().filter(|span| span.0.contains(service)).map(|span| span.4.clone()).collect()
+    };
+    let router_spans = names("router-under-test");
+    for stage in
+        ["payment", "validate", "idempotency", "route", "compliance", "journal.begin", "journal.decide", "receipt"]
+    {
+        assert!(router_spans.iter().any(|name| name == stage), "no {stage} span in {router_spans:?}");
+    }
+    assert!(router_spans.iter().any(|name| name == "compliance.hook"), "{router_spans:?}");
+    // Prepare and commit on each of the two ledgers.
+    for call in ["ledger.prepare", "ledger.commit"] {
+        for ledger in ["e-hkd", "e-cny"] {
+            assert!(
+                in_trace
+                    .iter()
+                    .any(|span| span.4 == call && span.0.contains("router-under-test") && span.5.contains(ledger)),
+                "no {call} on {ledger} in {in_trace:#?}"
+            );
+        }
+    }
+    // The node's own spans joined the payment's trace, under the router's calls to it.
+    let node_spans = names("corridor-ledger-node-e-cny");
+    assert!(node_spans.contains(&"ledger.prepare".to_owned()), "{node_spans:?} / {spans:#?}");
+    assert!(node_spans.contains(&"ledger.commit".to_owned()), "{node_spans:?}");
+    let router_prepare_ids: Vec<&String> = in_trace
+        .iter()
+        .filter(|span| span.4 == "ledger.prepare" && span.0.contains("router-under-test") && span.5.contains("e-cny"))
+        .map(|span| &span.2)
+        .collect();
+    let node_prepare =
+        in_trace.iter().find(|span| span.4 == "ledger.prepare" && span.0.contains("ledger-node")).unwrap();
+    assert!(router_prepare_ids.contains(&&node_prepare.3), "the node's prepare is not a child of the router's");
+
+    // JSON logs carry the trace id.
+    let log = read(&directory.join("router.log"));
+    assert!(log.lines().any(|line| line.starts_with('{') && line.contains(&trace)), "{log}");
     let _ = std::fs::remove_dir_all(&directory);
 }

@@ -71,12 +71,19 @@ pub enum RemoteLedgerError {
 /// One caller's item and where its answer goes.
 struct Queued<Item, Answer> {
     item: Item,
+    /// The caller's trace context (W3C traceparent), sent with the item ([`super::trace`]).
+    traceparent: Option<String>,
     answer: oneshot::Sender<Result<Answer, LedgerError>>,
 }
 
-/// Sends one batch as one call; returns exactly one answer per item, in order.
+/// Sends one batch as one call, with each item's trace context; returns exactly one answer per
+/// item, in order.
 type BatchCall<Item, Answer> = Arc<
-    dyn Fn(LedgerAdapterClient<Channel>, Vec<Item>) -> BoxFuture<'static, Vec<Result<Answer, LedgerError>>>
+    dyn Fn(
+            LedgerAdapterClient<Channel>,
+            Vec<Item>,
+            Vec<Option<String>>,
+        ) -> BoxFuture<'static, Vec<Result<Answer, LedgerError>>>
         + Send
         + Sync,
 >;
@@ -128,9 +135,18 @@ impl RemoteLedger {
         let client = LedgerAdapterClient::new(endpoint.connect_lazy());
         Self {
             url,
-            prepares: spawn_batcher(client.clone(), Arc::new(|client, items| Box::pin(call_prepare(client, items)))),
-            commits: spawn_batcher(client.clone(), Arc::new(|client, items| Box::pin(call_commit(client, items)))),
-            aborts: spawn_batcher(client.clone(), Arc::new(|client, items| Box::pin(call_abort(client, items)))),
+            prepares: spawn_batcher(
+                client.clone(),
+                Arc::new(|client, items, traces| Box::pin(call_prepare(client, items, traces))),
+            ),
+            commits: spawn_batcher(
+                client.clone(),
+                Arc::new(|client, items, traces| Box::pin(call_commit(client, items, traces))),
+            ),
+            aborts: spawn_batcher(
+                client.clone(),
+                Arc::new(|client, items, traces| Box::pin(call_abort(client, items, traces))),
+            ),
             client,
             settings,
             description: OnceCell::new(),
@@ -148,9 +164,10 @@ impl RemoteLedger {
         item: Item,
     ) -> Result<Answer, LedgerError> {
         let (answer, answered) = oneshot::channel();
+        let traceparent = super::trace::current_traceparent();
         let wait = async {
             queue
-                .send(Queued { item, answer })
+                .send(Queued { item, traceparent, answer })
                 .await
                 .map_err(|_| LedgerError::Unavailable("the batching task has stopped".into()))?;
             answered.await.map_err(|_| LedgerError::Unavailable("the batch was dropped unanswered".into()))?
@@ -187,12 +204,18 @@ where
                     Err(_) => break,
                 }
             }
-            let (items, answers): (Vec<Item>, Vec<_>) =
-                batch.into_iter().map(|queued| (queued.item, queued.answer)).unzip();
+            let mut items = Vec::with_capacity(batch.len());
+            let mut traces = Vec::with_capacity(batch.len());
+            let mut answers = Vec::with_capacity(batch.len());
+            for queued in batch {
+                items.push(queued.item);
+                traces.push(queued.traceparent);
+                answers.push(queued.answer);
+            }
             let call = Arc::clone(&call);
             let client = client.clone();
             tokio::spawn(async move {
-                let results = call(client, items).await;
+                let results = call(client, items, traces).await;
                 for (answer, result) in answers.into_iter().zip(results) {
                     // The caller may have stopped waiting; its outcome is then in doubt anyway.
                     let _caller_gone = answer.send(result);
@@ -220,6 +243,7 @@ fn mismatch(what: &str, expected: usize, got: usize) -> LedgerError {
 async fn call_prepare(
     mut client: LedgerAdapterClient<Channel>,
     items: Vec<PrepareItem>,
+    traces: Vec<Option<String>>,
 ) -> Vec<Result<Vote, LedgerError>> {
     let request = wire::PrepareRequest {
         items: items
@@ -231,6 +255,8 @@ async fn call_prepare(
             })
             .collect(),
     };
+    let mut request = tonic::Request::new(request);
+    super::trace::attach(&mut request, &traces);
     let votes = match client.prepare(request).await {
         Ok(response) => response.into_inner().votes,
         Err(status) => return all_unavailable(items.len(), &unavailable(&status)),
@@ -307,8 +333,11 @@ fn result_from_wire(
 async fn call_commit(
     mut client: LedgerAdapterClient<Channel>,
     items: Vec<TransactionId>,
+    traces: Vec<Option<String>>,
 ) -> Vec<Result<(), LedgerError>> {
-    let request = wire::CommitRequest { transaction_ids: items.iter().map(ToString::to_string).collect() };
+    let mut request =
+        tonic::Request::new(wire::CommitRequest { transaction_ids: items.iter().map(ToString::to_string).collect() });
+    super::trace::attach(&mut request, &traces);
     let outcome = client.commit(request).await.map(|response| response.into_inner().results);
     decision_results(&items, outcome)
 }
@@ -316,8 +345,11 @@ async fn call_commit(
 async fn call_abort(
     mut client: LedgerAdapterClient<Channel>,
     items: Vec<TransactionId>,
+    traces: Vec<Option<String>>,
 ) -> Vec<Result<(), LedgerError>> {
-    let request = wire::AbortRequest { transaction_ids: items.iter().map(ToString::to_string).collect() };
+    let mut request =
+        tonic::Request::new(wire::AbortRequest { transaction_ids: items.iter().map(ToString::to_string).collect() });
+    super::trace::attach(&mut request, &traces);
     let outcome = client.abort(request).await.map(|response| response.into_inner().results);
     decision_results(&items, outcome)
 }

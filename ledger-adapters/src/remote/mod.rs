@@ -23,6 +23,7 @@ mod client;
 mod convert;
 mod in_doubt;
 mod server;
+pub mod trace;
 
 pub use client::{
     BATCH_CALLS_IN_FLIGHT_MAX, CALL_TIMEOUT_MS_DEFAULT, CONNECT_TIMEOUT_MS, QUEUE_ITEMS_MAX, RemoteLedger,

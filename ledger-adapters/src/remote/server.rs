@@ -13,6 +13,9 @@
 //! Not here: the tonic server itself (listener, health, reflection, shutdown), which the binary
 //! that serves a ledger builds (`corridor ledger-node`).
 
+use tracing::Instrument;
+
+use super::trace;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -130,6 +133,7 @@ impl LedgerAdapter for LedgerAdapterService {
     }
 
     async fn prepare(&self, request: Request<wire::PrepareRequest>) -> Result<Response<wire::PrepareResponse>, Status> {
+        let contexts = trace::item_contexts(request.metadata(), request.get_ref().items.len());
         let items = request.into_inner().items;
         check_batch_size("items", items.len())?;
         let items = items
@@ -141,49 +145,63 @@ impl LedgerAdapter for LedgerAdapterService {
         // The moment the batch reached this ledger, which its deadlines are measured against.
         let arrived = SystemTime::now();
         let ledger = &self.ledger;
-        let votes = join_all(items.iter().map(|(transaction, postings, deadline)| async move {
-            if let Ok(late) = arrived.duration_since(*deadline)
-                && !late.is_zero()
-            {
-                let refusal = crate::ledger::Refusal {
-                    code: RefusalCode::DeadlinePassed,
-                    message: format!("the prepare arrived {} ms after its deadline", late.as_millis()),
-                };
-                return vote_of(*transaction, Ok(Vote::No(refusal)));
+        let votes = join_all(items.iter().zip(contexts).map(|((transaction, postings, deadline), context)| {
+            let span = trace::item_span("ledger.prepare", &transaction.to_string(), context);
+            async move {
+                if let Ok(late) = arrived.duration_since(*deadline)
+                    && !late.is_zero()
+                {
+                    let refusal = crate::ledger::Refusal {
+                        code: RefusalCode::DeadlinePassed,
+                        message: format!("the prepare arrived {} ms after its deadline", late.as_millis()),
+                    };
+                    return vote_of(*transaction, Ok(Vote::No(refusal)));
+                }
+                vote_of(*transaction, ledger.prepare(*transaction, postings, *deadline).await)
             }
-            vote_of(*transaction, ledger.prepare(*transaction, postings, *deadline).await)
+            .instrument(span)
         }))
         .await;
         Ok(Response::new(wire::PrepareResponse { votes }))
     }
 
     async fn commit(&self, request: Request<wire::CommitRequest>) -> Result<Response<wire::CommitResponse>, Status> {
+        let contexts = trace::item_contexts(request.metadata(), request.get_ref().transaction_ids.len());
         let ids = request.into_inner().transaction_ids;
         check_batch_size("transaction_ids", ids.len())?;
         let transactions = convert::transaction_ids(&ids, "transaction_ids").map_err(invalid_argument)?;
-        let results = join_all(transactions.iter().map(|transaction| async move {
-            let outcome = self.ledger.commit(*transaction).await.map(|()| wire::TransactionState::Committed);
-            result_of(*transaction, outcome)
+        let results = join_all(transactions.iter().zip(contexts).map(|(transaction, context)| {
+            let span = trace::item_span("ledger.commit", &transaction.to_string(), context);
+            async move {
+                let outcome = self.ledger.commit(*transaction).await.map(|()| wire::TransactionState::Committed);
+                result_of(*transaction, outcome)
+            }
+            .instrument(span)
         }))
         .await;
         Ok(Response::new(wire::CommitResponse { results }))
     }
 
     async fn abort(&self, request: Request<wire::AbortRequest>) -> Result<Response<wire::AbortResponse>, Status> {
+        let contexts = trace::item_contexts(request.metadata(), request.get_ref().transaction_ids.len());
         let ids = request.into_inner().transaction_ids;
         check_batch_size("transaction_ids", ids.len())?;
         let transactions = convert::transaction_ids(&ids, "transaction_ids").map_err(invalid_argument)?;
-        let results = join_all(transactions.iter().map(|transaction| async move {
-            // Aborting a refused transaction succeeds and leaves it refused; ask for the state
-            // only then, so the common case costs one ledger call.
-            let outcome = match self.ledger.abort(*transaction).await {
-                Ok(()) => match self.ledger.status(*transaction).await {
-                    Ok(state) => Ok(state_to_wire(state)),
-                    Err(_) => Ok(wire::TransactionState::Aborted),
-                },
-                Err(error) => Err(error),
-            };
-            result_of(*transaction, outcome)
+        let results = join_all(transactions.iter().zip(contexts).map(|(transaction, context)| {
+            let span = trace::item_span("ledger.abort", &transaction.to_string(), context);
+            async move {
+                // Aborting a refused transaction succeeds and leaves it refused; ask for the state
+                // only then, so the common case costs one ledger call.
+                let outcome = match self.ledger.abort(*transaction).await {
+                    Ok(()) => match self.ledger.status(*transaction).await {
+                        Ok(state) => Ok(state_to_wire(state)),
+                        Err(_) => Ok(wire::TransactionState::Aborted),
+                    },
+                    Err(error) => Err(error),
+                };
+                result_of(*transaction, outcome)
+            }
+            .instrument(span)
         }))
         .await;
         Ok(Response::new(wire::AbortResponse { results }))
