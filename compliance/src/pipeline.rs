@@ -136,7 +136,7 @@ impl CompliancePipeline {
                 let decision = match known {
                     Some(decision) => decision,
                     None => {
-                        let span = tracing::info_span!(
+                        let span = tracing::debug_span!(
                             "compliance.hook",
                             jurisdiction = jurisdiction.as_str(),
                             hook = hook.name()

@@ -306,7 +306,7 @@ impl Router {
     async fn submit_traced(&self, instruction: PaymentInstruction) -> Result<wire::Payment, SubmitError> {
         let started = Instant::now();
         self.refuse_if_draining()?;
-        let validate = tracing::info_span!("validate");
+        let validate = tracing::debug_span!("validate");
         validate.in_scope(|| {
             self.admit(&instruction.participant)?;
             self.check_against_network(&instruction.quote_request())?;
@@ -326,7 +326,7 @@ impl Router {
             .storage
             .keys
             .claim(&instruction.participant, &instruction.idempotency_key, claim)
-            .instrument(tracing::info_span!("idempotency"))
+            .instrument(tracing::debug_span!("idempotency"))
             .await?;
         tracing::Span::current()
             .record("payment_id", tracing::field::display(claimed.map_or(claim.payment, |c| c.payment)));
@@ -380,7 +380,7 @@ impl Router {
             .network
             .compliance
             .screen(&subject, &jurisdictions)
-            .instrument(tracing::info_span!("compliance"))
+            .instrument(tracing::debug_span!("compliance"))
             .await;
         record.timings.compliance_us = elapsed_us(compliance_started);
         let outcome = screening.outcome();
@@ -417,7 +417,7 @@ impl Router {
         record: &mut PaymentRecord,
     ) -> Result<Result<Option<SystemTime>, PaymentReason>, SubmitError> {
         let route_started = Instant::now();
-        let route_span = tracing::info_span!("route", quoted = record.instruction.quote.is_some());
+        let route_span = tracing::debug_span!("route", quoted = record.instruction.quote.is_some());
         let (plan, decide_by) = match record.instruction.quote {
             Some(quote) => {
                 match self.quoted_plan(quote, record.id, &record.instruction).instrument(route_span.clone()).await? {
@@ -465,7 +465,7 @@ impl Router {
         started: Instant,
     ) -> Result<wire::Payment, SubmitError> {
         // From here a ledger may hold money for this payment: journal it first.
-        self.storage.journal.begin(&record.to_wire()).instrument(tracing::info_span!("journal.begin")).await?;
+        self.storage.journal.begin(&record.to_wire()).instrument(tracing::debug_span!("journal.begin")).await?;
         let transaction = TransactionId::from(record.id);
         let (settlement, timings) =
             self.coordinator.settle(transaction, &mut record.legs, self.storage.journal.as_ref(), decide_by).await;
@@ -552,7 +552,7 @@ impl Router {
         // With its feed records, in one write: a final receipt anyone can read is in the feed.
         self.feed
             .save_receipt(self.storage.payments.as_ref(), &receipt, record.screening_recorded, self.clock.now())
-            .instrument(tracing::info_span!("receipt", status = status.as_str()))
+            .instrument(tracing::debug_span!("receipt", status = status.as_str()))
             .await?;
         Ok(receipt)
     }

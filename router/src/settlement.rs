@@ -134,7 +134,7 @@ impl Coordinator {
             // Decision point: COMMIT is durable in the journal before any ledger is told.
             None => match journal
                 .decide(transaction.payment_id(), JournalDecision::Commit)
-                .instrument(tracing::info_span!("journal.decide"))
+                .instrument(tracing::debug_span!("journal.decide"))
                 .await
             {
                 Ok(JournalDecision::Commit) => None,
@@ -210,7 +210,7 @@ impl Coordinator {
         let ledger = self.ledger(&leg.ledger)?;
         let deadline = SystemTime::now() + timeout;
         let started = Instant::now();
-        let span = tracing::info_span!("ledger.prepare", ledger = leg.ledger.as_str());
+        let span = tracing::debug_span!("ledger.prepare", ledger = leg.ledger.as_str());
         let prepare = ledger.prepare(transaction, &leg.postings, deadline).instrument(span);
         let vote = match tokio::time::timeout(timeout, prepare).await {
             Ok(vote) => vote,
@@ -234,12 +234,12 @@ impl Coordinator {
                     "commit",
                     ledger
                         .commit(transaction)
-                        .instrument(tracing::info_span!("ledger.commit", ledger = leg.ledger.as_str(), attempt))
+                        .instrument(tracing::debug_span!("ledger.commit", ledger = leg.ledger.as_str(), attempt))
                         .await,
                 ),
                 Decision::Abort => match ledger
                     .abort(transaction)
-                    .instrument(tracing::info_span!("ledger.abort", ledger = leg.ledger.as_str(), attempt))
+                    .instrument(tracing::debug_span!("ledger.abort", ledger = leg.ledger.as_str(), attempt))
                     .await
                 {
                     // Presumed abort: a ledger that never saw the prepare holds nothing.

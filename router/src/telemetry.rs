@@ -99,16 +99,19 @@ pub fn init(format: LogFormat, export: &TraceExport) -> anyhow::Result<Telemetry
     } else {
         None
     };
+    // Each layer filters for itself: the stage spans are DEBUG, so with traces off (or only
+    // INFO logs) they are never even created; with traces on, Corridor's own spans (not the
+    // HTTP/2 stack's) become trace spans whatever RUST_LOG says.
     let traces = provider.as_ref().map(|provider| {
         tracing_opentelemetry::layer().with_tracer(provider.tracer("corridor")).with_filter(
-            // Only Corridor's own spans become trace spans (not the HTTP/2 stack's).
-            tracing_subscriber::filter::filter_fn(|metadata| metadata.target().starts_with("corridor")),
+            tracing_subscriber::filter::filter_fn(|metadata| {
+                metadata.target().starts_with("corridor") && *metadata.level() <= tracing::Level::DEBUG
+            }),
         )
     });
     tracing_subscriber::registry()
-        .with(filter)
         .with(traces)
-        .with(logs)
+        .with(logs.with_filter(filter))
         .try_init()
         .map_err(|error| anyhow::anyhow!("cannot install the logger: {error}"))?;
     Ok(TelemetryGuard { provider })

@@ -80,9 +80,9 @@ pub(super) fn item_span(
     context: Option<opentelemetry::Context>,
 ) -> tracing::Span {
     let span = match name {
-        "ledger.prepare" => tracing::info_span!("ledger.prepare", transaction),
-        "ledger.commit" => tracing::info_span!("ledger.commit", transaction),
-        _ => tracing::info_span!("ledger.abort", transaction),
+        "ledger.prepare" => tracing::debug_span!("ledger.prepare", transaction),
+        "ledger.commit" => tracing::debug_span!("ledger.commit", transaction),
+        _ => tracing::debug_span!("ledger.abort", transaction),
     };
     if let Some(context) = context {
         // Fails only when no tracer is installed, and then there is no trace to join.
