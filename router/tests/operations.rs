@@ -600,3 +600,15 @@ async fn a_payment_is_one_trace_across_the_router_and_a_ledger_node() {
     assert!(log.lines().any(|line| line.starts_with('{') && line.contains(&trace)), "{log}");
     let _ = std::fs::remove_dir_all(&directory);
 }
+
+/// The configuration ops/deploy gives every replica loads, and is one replicas can share.
+#[test]
+fn the_deployment_configuration_is_one_replicas_can_share() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/deploy/router.toml");
+    let config = corridor_router::config::Config::load(&path).unwrap();
+    assert_eq!(config.storage.backend, corridor_router::config::StorageBackend::Postgres);
+    assert!(config.ledgers.iter().all(|ledger| ledger.endpoint.is_some()), "a ledger would run inside each replica");
+    assert!(config.tls.is_some() && config.feed.signing_key_file.is_some());
+    assert!(config.telemetry.metrics_listen.is_some() && config.telemetry.otlp_endpoint.is_some());
+    assert!(config.server.drain_timeout_ms < 45_000, "longer than the pods' termination grace period");
+}
