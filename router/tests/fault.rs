@@ -16,10 +16,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -32,6 +29,9 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use tokio::sync::Mutex;
 
+mod support;
+use support::{Process, free_port, list_all};
+
 const WALLETS_PER_BANK: usize = 4;
 const WALLET_OPENING: &str = "100000.00";
 const PROVIDER_OPENING: &str = "10000000.00";
@@ -39,48 +39,6 @@ const CLIENTS: usize = 8;
 const ROUTER_KILLS: usize = 4;
 /// How long a client keeps retrying one payment before the test gives up on it.
 const ANSWER_WAIT_MAX: Duration = Duration::from_secs(60);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Process {
-    child: Child,
-    args: Vec<String>,
-}
-
-impl Process {
-    /// Starts the binary and waits for its "listening on" line.
-    fn start(args: &[String]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_corridor"))
-            .args(args)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert!(line.contains("listening on"), "{args:?} printed {line:?}");
-        Self { child, args: args.to_vec() }
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn restart(&mut self) {
-        *self = Self::start(&self.args.clone());
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _already_gone = self.child.kill();
-        let _reaped = self.child.wait();
-    }
-}
 
 fn wallets(bank: &str) -> Vec<String> {
     (1..=WALLETS_PER_BANK).map(|index| format!("{bank}.w{index:02}")).collect()
@@ -215,24 +173,6 @@ async fn submit_until_final(endpoint: &str, instruction: wire::PaymentInstructio
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn list_all(endpoint: &str) -> Vec<wire::Payment> {
-    let mut client = PaymentServiceClient::connect(endpoint.to_owned()).await.unwrap();
-    let mut payments = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_payments(wire::ListPaymentsRequest { participant_id: String::new(), page_size: 1_000, page_token })
-            .await
-            .unwrap()
-            .into_inner();
-        payments.extend(page.payments);
-        if page.next_page_token.is_empty() {
-            return payments;
-        }
-        page_token = page.next_page_token;
     }
 }
 

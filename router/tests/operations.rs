@@ -5,10 +5,10 @@
 // Tests fail loudly on any unexpected error; that is what unwrap is for here.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use corridor_schemas::wire::v1 as wire;
@@ -19,78 +19,13 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+mod support;
+use support::{Launch, Process, free_port, read};
 
 fn temp_dir(name: &str) -> PathBuf {
     let directory = std::env::temp_dir().join(format!("corridor-operations-{name}-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&directory).unwrap();
     directory
-}
-
-struct Process {
-    child: Child,
-    /// Lines the process printed on stdout after "listening on".
-    stdout: BufReader<std::process::ChildStdout>,
-    log: PathBuf,
-}
-
-impl Process {
-    /// Starts the binary with its log in `log` and waits for its "listening on" line.
-    fn start(args: &[String], log: &Path) -> Self {
-        Self::start_logging(args, log, "info")
-    }
-
-    fn start_logging(args: &[String], log: &Path, filter: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_corridor"))
-            .args(args)
-            .env("RUST_LOG", filter)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        assert!(line.contains("listening on"), "{args:?} printed {line:?}; log:\n{}", read(log));
-        Self { child, stdout, log: log.to_owned() }
-    }
-
-    /// The next stdout line.
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        line
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit (at most `within`) and returns its exit code.
-    fn wait(&mut self, within: Duration) -> Option<i32> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "the process did not exit within {within:?}; log:\n{}", read(&self.log));
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _already_gone = self.child.kill();
-        let _reaped = self.child.wait();
-    }
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
 }
 
 /// `GET path` over plain HTTP/1.1: (status code, body).
@@ -250,13 +185,13 @@ async fn metrics_count_real_payments_and_readiness_follows_a_ledger_node() {
     ]
     .map(str::to_owned)
     .to_vec();
-    let mut node = Process::start(&node_args, &directory.join("node.log"));
+    let mut node = Process::start_with(&node_args, Launch::logging(&directory.join("node.log"), "info"));
     let config = directory.join("router.toml");
     let node_endpoint = format!("http://127.0.0.1:{node_port}");
     std::fs::write(&config, network(&directory.join("data"), free_port(), Some(&node_endpoint))).unwrap();
     let args = serve_args(&config);
     let endpoint = endpoint_of(&args);
-    let mut router = Process::start(&args, &directory.join("router.log"));
+    let mut router = Process::start_with(&args, Launch::logging(&directory.join("router.log"), "info"));
     let metrics = metrics_address(&mut router);
 
     // Ready: every dependency answers.
@@ -311,7 +246,7 @@ async fn metrics_count_real_payments_and_readiness_follows_a_ledger_node() {
     assert!(text.contains("corridor_ledger_errors_total{ledger=\"e-cny\",call=\"prepare\"} 1"), "{text}");
 
     // Back on the same port: ready again.
-    node = Process::start(&node_args, &directory.join("node-again.log"));
+    node = Process::start_with(&node_args, Launch::logging(&directory.join("node-again.log"), "info"));
     await_health(&endpoint, "", ServingStatus::Serving, Duration::from_secs(10)).await;
     assert_eq!(http_get(metrics, "/readyz").0, 200);
     let log = read(&directory.join("router.log"));
@@ -329,7 +264,7 @@ async fn sigterm_drains_payments_in_flight_and_exits_zero() {
     std::fs::write(&config, network(&directory.join("data"), free_port(), None)).unwrap();
     let args = serve_args(&config);
     let endpoint = endpoint_of(&args);
-    let mut router = Process::start(&args, &directory.join("router.log"));
+    let mut router = Process::start_with(&args, Launch::logging(&directory.join("router.log"), "info"));
     let metrics = metrics_address(&mut router);
 
     let mut channels = Vec::new();
@@ -398,7 +333,7 @@ async fn sigterm_drains_payments_in_flight_and_exits_zero() {
 
     // Restarted on the same files: recovery finds nothing to complete, and every payment the API
     // stored is final and was reported as settled.
-    let mut router = Process::start(&args, &directory.join("router-again.log"));
+    let mut router = Process::start_with(&args, Launch::logging(&directory.join("router-again.log"), "info"));
     let _metrics = metrics_address(&mut router);
     let log = read(&directory.join("router-again.log"));
     let recovery = log.lines().find(|line| line.contains("recovery done")).unwrap();
@@ -506,28 +441,22 @@ async fn a_payment_is_one_trace_across_the_router_and_a_ledger_node() {
     let directory = temp_dir("traces");
     let node_port = free_port();
     let node_log = directory.join("node.log");
-    let mut node = {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_corridor"))
-            .args([
-                "ledger-node",
-                "--insecure-dev",
-                "--config",
-                &node_config(&directory).display().to_string(),
-                "--listen",
-                &format!("127.0.0.1:{node_port}"),
-            ])
-            .env("RUST_LOG", "info")
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}"))
-            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(&node_log).unwrap()))
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert!(line.contains("listening on"), "{line:?}: {}", read(&node_log));
-        child
-    };
+    let node_args: Vec<String> = [
+        "ledger-node",
+        "--insecure-dev",
+        "--config",
+        &node_config(&directory).display().to_string(),
+        "--listen",
+        &format!("127.0.0.1:{node_port}"),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let mut node = Process::start_with(
+        &node_args,
+        Launch::logging(&node_log, "info")
+            .with_env("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://{collector}"))
+            .with_env("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    );
     let config = directory.join("router.toml");
     let text = network(&directory.join("data"), free_port(), Some(&format!("http://127.0.0.1:{node_port}")))
         .replace(
@@ -538,8 +467,10 @@ async fn a_payment_is_one_trace_across_the_router_and_a_ledger_node() {
     let args = serve_args(&config);
     let endpoint = endpoint_of(&args);
     // The pipeline's per-payment debug line shows the JSON logs carry the trace.
-    let mut router =
-        Process::start_logging(&args, &directory.join("router.log"), "info,corridor_router::pipeline=debug");
+    let mut router = Process::start_with(
+        &args,
+        Launch::logging(&directory.join("router.log"), "info,corridor_router::pipeline=debug"),
+    );
     let _metrics = metrics_address(&mut router);
 
     let mut client = PaymentServiceClient::connect(endpoint.clone()).await.unwrap();
@@ -550,8 +481,8 @@ async fn a_payment_is_one_trace_across_the_router_and_a_ledger_node() {
     // Both flush what they hold as they stop.
     router.signal("-TERM");
     assert_eq!(router.wait(Duration::from_secs(20)), Some(0));
-    let _ = Command::new("kill").args(["-TERM", &node.id().to_string()]).status();
-    let _ = node.wait();
+    node.signal("-TERM");
+    assert_eq!(node.wait(Duration::from_secs(20)), Some(0));
 
     let spans = received.lock().unwrap().clone();
     let payment_span = spans

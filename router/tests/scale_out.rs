@@ -17,10 +17,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -36,6 +33,9 @@ use rand::{RngExt, SeedableRng};
 use tokio::sync::Mutex;
 use tokio_postgres::NoTls;
 
+mod support;
+use support::{Launch, Process, free_port, fresh_database, list_all, redis_url};
+
 const REPLICAS: usize = 3;
 const CLIENTS: usize = 9;
 const WALLETS_PER_BANK: usize = 4;
@@ -44,66 +44,6 @@ const PROVIDER_OPENING: &str = "10000000.00";
 /// How long a client keeps retrying one payment before the test gives up on it: longer than a
 /// lapsed lease plus a take-over round.
 const ANSWER_WAIT_MAX: Duration = Duration::from_secs(60);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn postgres_url() -> String {
-    std::env::var("CORRIDOR_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn redis_url() -> String {
-    std::env::var("CORRIDOR_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// Creates an empty database and returns its URL.
-async fn fresh_database(name: &str) -> String {
-    let (client, connection) = tokio_postgres::connect(&postgres_url(), NoTls).await.unwrap();
-    tokio::spawn(connection);
-    let database = format!("corridor_test_{name}_{}", uuid::Uuid::now_v7().simple());
-    client.batch_execute(&format!("CREATE DATABASE {database}")).await.unwrap();
-    let base = postgres_url();
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    format!("{prefix}/{database}")
-}
-
-struct Process {
-    child: Child,
-}
-
-impl Process {
-    /// Starts the binary and waits for its "listening on" line; its log goes to `log` if given.
-    fn start(args: &[String], log: Option<&Path>) -> Self {
-        let (filter, stderr) = match log {
-            Some(path) => ("error,corridor_router::recovery=info", Stdio::from(std::fs::File::create(path).unwrap())),
-            None => ("error", Stdio::inherit()),
-        };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_corridor"))
-            .args(args)
-            .env("RUST_LOG", filter)
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert!(line.contains("listening on"), "{args:?} printed {line:?}");
-        Self { child }
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _already_gone = self.child.kill();
-        let _reaped = self.child.wait();
-    }
-}
 
 fn wallets(bank: &str) -> Vec<String> {
     (1..=WALLETS_PER_BANK).map(|index| format!("{bank}.w{index:02}")).collect()
@@ -278,24 +218,6 @@ async fn submit_until_final(
     }
 }
 
-async fn list_all(endpoint: &str) -> Vec<wire::Payment> {
-    let mut client = PaymentServiceClient::connect(endpoint.to_owned()).await.unwrap();
-    let mut payments = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_payments(wire::ListPaymentsRequest { participant_id: String::new(), page_size: 1_000, page_token })
-            .await
-            .unwrap()
-            .into_inner();
-        payments.extend(page.payments);
-        if page.next_page_token.is_empty() {
-            return payments;
-        }
-        page_token = page.next_page_token;
-    }
-}
-
 /// Every record of `regulator`'s feed, in order.
 async fn feed_lines(endpoint: &str, regulator: &str) -> Vec<FeedLine> {
     let mut feed = ComplianceFeedClient::connect(endpoint.to_owned()).await.unwrap();
@@ -333,23 +255,20 @@ async fn three_replicas_lose_one_mid_run_and_break_no_invariant() {
         let config = directory.join(format!("{ledger}.toml"));
         std::fs::write(&config, node_config(ledger, currency, jurisdiction, bank)).unwrap();
         let database = fresh_database(&format!("scale_{}", ledger.replace('-', "_"))).await;
-        nodes.push(Process::start(
-            &[
-                "ledger-node".into(),
-                "--insecure-dev".into(),
-                "--config".into(),
-                config.display().to_string(),
-                "--listen".into(),
-                format!("127.0.0.1:{port}"),
-                "--backend".into(),
-                "postgres".into(),
-                "--database-url".into(),
-                database,
-                "--coordinator".into(),
-                endpoints[REPLICAS - 1].clone(),
-            ],
-            None,
-        ));
+        nodes.push(Process::start(&[
+            "ledger-node".into(),
+            "--insecure-dev".into(),
+            "--config".into(),
+            config.display().to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--backend".into(),
+            "postgres".into(),
+            "--database-url".into(),
+            database,
+            "--coordinator".into(),
+            endpoints[REPLICAS - 1].clone(),
+        ]));
     }
     let config_path = directory.join("router.toml");
     std::fs::write(
@@ -364,7 +283,7 @@ async fn three_replicas_lose_one_mid_run_and_break_no_invariant() {
     .unwrap();
     let mut replicas: Vec<Process> = (0..REPLICAS)
         .map(|replica| {
-            Process::start(
+            Process::start_with(
                 &[
                     "serve".into(),
                     "--insecure-dev".into(),
@@ -375,7 +294,10 @@ async fn three_replicas_lose_one_mid_run_and_break_no_invariant() {
                     "--data-dir".into(),
                     directory.join(format!("replica-{replica}")).display().to_string(),
                 ],
-                Some(&directory.join(format!("replica-{replica}.log"))),
+                Launch::logging(
+                    &directory.join(format!("replica-{replica}.log")),
+                    "error,corridor_router::recovery=info",
+                ),
             )
         })
         .collect();
@@ -607,19 +529,16 @@ async fn a_rate_published_to_one_replica_reaches_every_replica() {
     std::fs::write(&config_path, config).unwrap();
     let start = |name: &str| {
         let port = free_port();
-        let process = Process::start(
-            &[
-                "serve".into(),
-                "--insecure-dev".into(),
-                "--config".into(),
-                config_path.display().to_string(),
-                "--listen".into(),
-                format!("127.0.0.1:{port}"),
-                "--data-dir".into(),
-                directory.join(name).display().to_string(),
-            ],
-            None,
-        );
+        let process = Process::start(&[
+            "serve".into(),
+            "--insecure-dev".into(),
+            "--config".into(),
+            config_path.display().to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--data-dir".into(),
+            directory.join(name).display().to_string(),
+        ]);
         (process, format!("http://127.0.0.1:{port}"))
     };
     let (_first, first_endpoint) = start("first");

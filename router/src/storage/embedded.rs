@@ -622,6 +622,16 @@ fn apply_batch(
     Ok(replies)
 }
 
+/// A stored journal value (decision code, reserved byte, payment) as an entry; `None` for a bare
+/// decision, which has nothing of ours to complete.
+fn journal_entry(value: &[u8]) -> Result<Option<JournalEntry>, StorageError> {
+    if value.len() <= 2 {
+        return Ok(None);
+    }
+    let decision = Decision::from_code(i16::from(value[0]));
+    Ok(Some(JournalEntry { payment: decode_payment(&value[2..])?, decision }))
+}
+
 #[async_trait::async_trait]
 impl Journal for EmbeddedStore {
     async fn begin(&self, payment: &wire::Payment) -> Result<(), StorageError> {
@@ -649,12 +659,7 @@ impl Journal for EmbeddedStore {
                 let (id, _) = row.map_err(unavailable)?;
                 let id = id.value().to_vec();
                 let Some(value) = journal.get(&id[..]).map_err(unavailable)? else { continue };
-                let value = value.value();
-                if value.len() <= 2 {
-                    continue; // a bare decision: nothing of ours to complete
-                }
-                let decision = Decision::from_code(i16::from(value[0]));
-                entries.push(JournalEntry { payment: decode_payment(&value[2..])?, decision });
+                entries.extend(journal_entry(value.value())?);
             }
             Ok(entries)
         })
@@ -707,12 +712,7 @@ impl Journal for EmbeddedStore {
                     continue; // finished since the file was opened
                 }
                 let Some(value) = journal.get(&id[..]).map_err(unavailable)? else { continue };
-                let value = value.value();
-                if value.len() <= 2 {
-                    continue; // a bare decision: nothing of ours to complete
-                }
-                let decision = Decision::from_code(i16::from(value[0]));
-                entries.push(JournalEntry { payment: decode_payment(&value[2..])?, decision });
+                entries.extend(journal_entry(value.value())?);
             }
             Ok(entries)
         })
